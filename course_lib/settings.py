@@ -183,6 +183,8 @@ def setup_notebook(seed: int = DEFAULT_SEED, quiet_warnings: bool = True) -> Sum
     info = summary()
     v = versions()
     print(f"profile={info.profile}  device={info.device}  offline={info.offline}  seed={seed}")
-    print(f"backbone: {info.model}")
+    from .backbones import describe
+
+    print(f"backbone: {describe()}")
     print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
     return info

@@ -1,0 +1,37 @@
+"""The two install paths (pip and conda) must name the same packages and versions."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pins(lines):
+    out = {}
+    for line in lines:
+        line = line.split("#")[0].strip().lstrip("- ").strip()
+        match = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([^\s]+)", line)
+        if match:
+            out[match.group(1).lower().replace("_", "-")] = match.group(2)
+    return out
+
+
+def test_environment_yml_matches_requirements_txt():
+    requirements = pins((ROOT / "requirements.txt").read_text().splitlines())
+    text = (ROOT / "environment.yml").read_text()
+    pip_section = text.split("- pip:", 1)[1].splitlines()
+    assert pins(pip_section) == requirements
+    assert "python=3.11" in text
+
+
+def test_torch_is_pinned_exactly():
+    requirements = pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert requirements["torch"] == "2.13.0"
+    all_lines = (ROOT / "requirements.txt").read_text().splitlines()
+    assert not [line for line in all_lines if line.startswith("torch") and "==" not in line]
+
+
+def test_every_dependency_is_pinned():
+    lines = [line.strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
