@@ -202,8 +202,10 @@ def test_end_to_end_subprocess_with_adapters(tmp_path, tiny_model_dir):
 def test_each_strategy_writes_a_pipeline_model(tmp_path, tiny_model_dir, strategy, suffix):
     import pandas as pd
 
-    frame = pd.DataFrame([{"sentence": t, "label": {"negative": 0, "neutral": 1,
-                                                    "positive": 2}[lab]} for t, lab in ROWS])
+    frame = pd.DataFrame([{"sentence": t, "context": "Helsinki stock exchange.",
+                           "label": {"negative": 0, "neutral": 1, "positive": 2}[lab]}
+                          for t, lab in ROWS])
+    pair = ["--text-pair-column", "context"] if suffix == "parquet" else []  # sentence pairs
     train = tmp_path / f"train.{suffix}"
     if suffix == "parquet":
         frame.to_parquet(train)
@@ -211,7 +213,8 @@ def test_each_strategy_writes_a_pipeline_model(tmp_path, tiny_model_dir, strateg
         frame.to_csv(train, sep="\t" if suffix == "tsv" else ",", index=False)
     out = tmp_path / "run"
     code = cli.main(classify_args(train, train, out, "--strategy", strategy, "--model",
-                                  str(tiny_model_dir), "--epochs", "1", "--max-length", "32"))
+                                  str(tiny_model_dir), "--epochs", "1", "--max-length", "32",
+                                  *pair))
     assert code == 0
     metrics = _check_run(out, strategy, ["0", "1", "2"])
     assert metrics["train_examples"] == len(ROWS) and metrics["max_length"] == 32

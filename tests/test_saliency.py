@@ -84,4 +84,6 @@ def test_deletion_check_reports_two_change_rates(tiny_model, tokenizer):
     assert result["texts"] == 3  # "x" has a single word: nothing to compare
     for key in ("top_word_changes", "random_word_changes"):
         assert 0.0 <= result[key] <= 1.0
+    for key in ("top_word_prob_drop", "random_word_prob_drop"):
+        assert -1.0 <= result[key] <= 1.0
     assert tiny_model.training
