@@ -168,10 +168,11 @@ def test_checker_accepts_the_skeleton_and_catches_stray_metadata(tmp_path):
     nb.cells[3].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00"}
     nb.cells[6].metadata["tags"] = []  # the solution lost its tag
     nb.cells[5].source = nb.cells[5].source.replace("## Summary", "## Recap")
+    nb.cells[1].source += "\n**Runtime:** about RUNTIME on 2 CPU cores; EPOCHS = EPOCHS_VALUE"
     nbformat.write(nb, path)
     problems = "\n".join(checker.check(path))
     for expected in ("'widgets'", "stray metadata 'execution'", "without the 'solution' tag",
-                     "no '## Summary' section"):
+                     "no '## Summary' section", "placeholder 'RUNTIME'"):
         assert expected in problems
 
 

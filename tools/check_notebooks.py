@@ -13,7 +13,9 @@ Fails (exit status 1, one line per problem) on:
   name, What you will learn, Prerequisites, Runtime, the setup cell, numbered
   sections, Summary, Exercises, References, the Colab badge and install cell;
 - exercise code without the ``solution`` tag (the student copies would keep it),
-  or an Exercises section with no solution at all.
+  or an Exercises section with no solution at all;
+- a placeholder left by a notebook generator (``RUNTIME``, ``SOMETHING_VALUE``,
+  ``..._PLACEHOLDER``), which would otherwise reach learners as text or a NameError.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ KNOWN_TAGS = {"solution", "colab-badge", "colab-setup", "nbval-skip", "nbval-ign
               "raises-exception"}
 TITLE = re.compile(r"^# (\d\d) · \S")
 SETUP_LINES = ("from course_lib import settings", "settings.setup_notebook(")
+PLACEHOLDER = re.compile(r"\b(RUNTIME\w*|[A-Z][A-Z0-9]*_(VALUE|PLACEHOLDER))\b")
 
 
 def source(cell) -> str:
@@ -151,13 +154,20 @@ def check_exercises(nb, start: int, end: int) -> list[str]:
     return problems
 
 
+def check_placeholders(nb) -> list[str]:
+    return [f"cell {i}: placeholder {match.group(0)!r} left in the text"
+            for i, cell in enumerate(nb.cells) for match in [PLACEHOLDER.search(source(cell))]
+            if match]
+
+
 def check(path: Path) -> list[str]:
     try:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
     except Exception as err:  # unreadable JSON or an invalid notebook: report, keep going
         return [f"not a valid notebook: {str(err).splitlines()[0]}"]
-    return check_metadata(nb) + check_outputs(nb) + check_skeleton(nb, path)
+    return (check_metadata(nb) + check_outputs(nb) + check_skeleton(nb, path)
+            + check_placeholders(nb))
 
 
 def main(argv: list[str] | None = None) -> int:
