@@ -180,6 +180,12 @@ def setup_notebook(seed: int = DEFAULT_SEED, quiet_warnings: bool = True) -> Sum
         transformers.logging.set_verbosity_error()
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", message=".*TypedStorage.*")
+    if not show_progress():  # stored outputs and CI logs hold results, not bar fragments
+        import datasets
+        import transformers
+
+        datasets.disable_progress_bars()
+        transformers.utils.logging.disable_progress_bar()
     info = summary()
     v = versions()
     print(f"profile={info.profile}  device={info.device}  offline={info.offline}  seed={seed}")

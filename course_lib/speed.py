@@ -16,7 +16,9 @@ def probe_training_speed(texts: list[str], batch_size: int = 32, steps: int = 4,
     model = backbones.load_model("classification", name, labels=["a", "b", "c"])
     device = settings.get_device()
     model.to(device).train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    from .training import make_optimizer  # the Trainer's optimizer, so the probe predicts it
+
+    optimizer = make_optimizer(model.parameters(), 1e-5, device)
     batches = [texts[i * batch_size:(i + 1) * batch_size] for i in range(steps + 1)]
     batches = [b for b in batches if b] or [texts[:batch_size]]
     examples = tokens = 0
