@@ -166,7 +166,7 @@ def profile_epoch(dataset: str) -> dict:
 
     from course_lib import backbones, data
     from course_lib.batching import BatchPlan, PadCollator, sequence_lengths, to_tensors
-    from course_lib.training import default_param_groups
+    from course_lib.training import default_param_groups, make_optimizer
 
     dsd = load_split(dataset)
     tokenizer = backbones.load_tokenizer()
@@ -180,7 +180,7 @@ def profile_epoch(dataset: str) -> dict:
                                            "labels"})
     timings["to tensors (once)"] = time.perf_counter() - t
     model = backbones.load_model("classification", labels=data.label_names(dsd)).train()
-    optimizer = torch.optim.AdamW(default_param_groups(model, WD), lr=LR)
+    optimizer = make_optimizer(default_param_groups(model, WD), LR, torch.device("cpu"))
     collate = PadCollator(tokenizer.pad_token_id)
     for batch_ids in BatchPlan(sequence_lengths(examples), BATCH, seed=SEED).batches(0):
         t = time.perf_counter()
