@@ -19,6 +19,37 @@ def tokenizer():
     return backbones.load_tokenizer()
 
 
+def save_tiny_bert(folder, model_class, tokenizer):
+    """A random 2-layer BERT of ``model_class`` with the real WordPiece tokenizer, saved
+    to ``folder``: it trains in seconds, and loads like any Hugging Face model folder."""
+    from transformers import BertConfig
+
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64,
+                        max_position_embeddings=128)
+    model_class(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """A tiny sequence-classification BERT folder (see save_tiny_bert)."""
+    from transformers import BertForSequenceClassification
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), BertForSequenceClassification,
+                          tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_qa_model(tmp_path_factory, tokenizer):
+    """A tiny question-answering BERT folder (see save_tiny_bert)."""
+    from transformers import BertForQuestionAnswering
+
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-qa"), BertForQuestionAnswering,
+                          tokenizer)
+
+
 class TinyClassifier(torch.nn.Module):
     """A bag-of-embeddings classifier with dropout: fast, and random enough to test RNG."""
 

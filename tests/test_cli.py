@@ -47,23 +47,6 @@ def classify_args(train: Path, evaluation: Path, out: Path, *extra: str) -> list
             "sentence", "--label-column", "label", "--output-dir", str(out), *extra]
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory) -> Path:
-    """A random 2-layer BERT with the real WordPiece tokenizer: trains in a second."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    from course_lib import backbones
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = backbones.load_tokenizer()
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128)
-    BertForSequenceClassification(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 # ------------------------------------------------------------- bad input
 def _bad_cases(tmp: Path):
     good = write_csv(tmp / "good.csv", ROWS)

@@ -229,20 +229,6 @@ def test_overlap_baseline_returns_the_most_similar_sentence():
 
 # ------------------------------------------------------ inference and a run
 @pytest.fixture(scope="module")
-def tiny_qa_model(tmp_path_factory, tokenizer):
-    """A random 2-layer BERT QA model with the real WordPiece tokenizer: trains in seconds."""
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    folder = tmp_path_factory.mktemp("tiny-qa")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128)
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def tiny_squad(tmp_path_factory):
     root = tmp_path_factory.mktemp("squad")
     qas = [{"id": "t1", "question": "How much did the drug lower pressure?",

@@ -71,20 +71,6 @@ def test_bad_input_is_one_clear_line(tmp_path, files, which, side, message):
     assert not (tmp_path / "out" / "model").exists()
 
 
-@pytest.fixture(scope="module")
-def tiny_qa_model(tmp_path_factory, tokenizer):
-    """A random 2-layer BERT QA model with the real WordPiece tokenizer: trains in seconds."""
-    from transformers import BertConfig, BertForQuestionAnswering
-
-    folder = tmp_path_factory.mktemp("tiny-qa")
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128)
-    BertForQuestionAnswering(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 def test_qa_command_end_to_end(tmp_path, files, tiny_qa_model):
     result = run_qa(tmp_path, files["good"], files["good"], "--model", str(tiny_qa_model),
                     "--epochs", "1", "--max-length", "64", "--doc-stride", "16")
