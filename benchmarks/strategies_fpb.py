@@ -163,8 +163,9 @@ def main() -> int:
         shared = settings.shared_datasets_dir()
         folder = shared / "financial_phrasebank" if shared else None
     if folder is None or not (folder / data.FPB_FILES["allagree"]).is_file():
-        print("Financial PhraseBank not found: pass --data FOLDER (with Sentences_AllAgree.txt)")
-        return 2
+        print("skipped: Financial PhraseBank not found (../shared/datasets, or --data FOLDER "
+              "with Sentences_AllAgree.txt)")
+        return 0
     work = Path(tempfile.mkdtemp(prefix="course-strategies-bench-"))
     try:
         facts = {"data": split_fpb(folder / data.FPB_FILES["allagree"], work),
