@@ -2,6 +2,7 @@
 
     python benchmarks/case_pubmedqa.py                     # full fine-tuning, seed 42
     python benchmarks/case_pubmedqa.py --seeds 42,43,44    # seed spread (small data!)
+    python benchmarks/case_pubmedqa.py --strategy layerwise --inputs pair   # adds rows
 
 The official split: the 500 questions of ``test_ground_truth.json`` are the test
 set; the other 500 are split 437 train / 63 validation by ``course_lib.data``
@@ -22,7 +23,8 @@ the 211k automatically labelled PQA-A questions (the course trains on 437);
 single human 78.0% / 72.2.
 
 Skips (exit 0) without ``../shared/datasets/pubmedqa``. Writes
-``benchmarks/results/case_pubmedqa.{json,md}`` after every run.
+``benchmarks/results/case_pubmedqa.{json,md}`` after every run, keeping the rows
+of earlier invocations (a row measured again replaces its old one).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def main() -> int:
     print(f"train {len(dsd['train'])} / test {len(dsd['test'])} {counts}; majority accuracy "
           f"{majority['accuracy']:.3f}", flush=True)
 
-    rows = []
+    rows = previous_runs()
     for key in args.inputs.split(","):
         label, extra = INPUTS[key]
         for seed in [int(s) for s in args.seeds.split(",")]:
@@ -95,6 +97,8 @@ def main() -> int:
                     cli += [option, str(value)]
             out = args.work_dir / f"{key}-{args.strategy}-seed{seed}"
             m = run_cli(cli, out, args.fresh, lambda line: print(line, flush=True))
+            rows = [r for r in rows if (r["input"], r["strategy"], r["seed"]) !=
+                    (label, args.strategy, seed)]
             rows.append({"input": label, "strategy": args.strategy, "seed": seed,
                          "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                          "per_class_f1": {n: m["report"][n]["f1-score"] for n in names},
@@ -105,6 +109,13 @@ def main() -> int:
             write_results(rows, majority, counts, len(dsd["train"]), np)
     print(f"wrote {RESULTS / 'case_pubmedqa.md'}")
     return 0
+
+
+def previous_runs() -> list[dict]:
+    """Rows measured by earlier invocations (another strategy or seed); a row measured
+    again replaces its old one."""
+    path = RESULTS / "case_pubmedqa.json"
+    return json.loads(path.read_text()).get("runs", []) if path.is_file() else []
 
 
 def write_results(rows, majority, counts, n_train, np) -> None:
@@ -128,12 +139,12 @@ def write_results(rows, majority, counts, n_train, np) -> None:
         lines.append(f"| course: {r['strategy']}, seed {r['seed']} | {r['input']} | "
                      f"{r['accuracy']:.3f} | {r['macro_f1']:.3f} | {f1} | {r['epochs']:g} | "
                      f"{r['lr']:g} | {r['max_length']} | {r['batch_size']} | {r['train_seconds']:.0f} |")
-    for label in sorted({r["input"] for r in rows}):
-        mine = [r for r in rows if r["input"] == label]
+    for label, strategy in sorted({(r["input"], r["strategy"]) for r in rows}):
+        mine = [r for r in rows if (r["input"], r["strategy"]) == (label, strategy)]
         if len(mine) > 1:
             acc = np.array([r["accuracy"] for r in mine])
             f1s = np.array([r["macro_f1"] for r in mine])
-            lines.append(f"| course, mean ± sd of {len(mine)} seeds | {label} | "
+            lines.append(f"| course: {strategy}, mean ± sd of {len(mine)} seeds | {label} | "
                          f"{acc.mean():.3f} ± {acc.std(ddof=1):.3f} | "
                          f"{f1s.mean():.3f} ± {f1s.std(ddof=1):.3f} | | | | | | |")
     for p in PUBLISHED:

@@ -31,8 +31,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from course_lib import data, settings, strategies  # noqa: E402
-from strategies_fpb import split_fpb  # noqa: E402
+from strategies_fpb import allagree_folder, split_fpb  # noqa: E402
+
+from course_lib import data, strategies  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "full_recipe_fpb"
 
@@ -118,12 +119,8 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/course_bench/full_recipe"))
     parser.add_argument("--fresh", action="store_true")
     args = parser.parse_args()
-    folder = args.data
+    folder = allagree_folder(args.data)
     if folder is None:
-        shared = settings.shared_datasets_dir()
-        folder = shared / "financial_phrasebank" if shared else None
-    if folder is None or not (folder / data.FPB_FILES["allagree"]).is_file():
-        print("skipped: Financial PhraseBank not found (../shared/datasets or --data FOLDER)")
         return 0
     args.work_dir.mkdir(parents=True, exist_ok=True)
     split = split_fpb(folder / data.FPB_FILES["allagree"], args.work_dir)

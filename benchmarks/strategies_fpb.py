@@ -53,6 +53,20 @@ def previous_results(rerun: list[str]) -> list[dict]:
             not in rerun]
 
 
+def allagree_folder(given: Path | None) -> Path | None:
+    """The folder holding ``Sentences_AllAgree.txt``: ``given``, else the shared datasets;
+    None (after one line saying so) when there is none, so the caller can skip."""
+    folder = given
+    if folder is None:
+        shared = settings.shared_datasets_dir()
+        folder = shared / "financial_phrasebank" if shared else None
+    if folder is None or not (folder / data.FPB_FILES["allagree"]).is_file():
+        print("skipped: Financial PhraseBank not found (../shared/datasets, or --data FOLDER "
+              "with Sentences_AllAgree.txt)")
+        return None
+    return folder
+
+
 def split_fpb(path: Path, folder: Path) -> dict:
     """Deduplicated, stratified 80/20 split written as CSV; returns the split's facts."""
     from sklearn.model_selection import train_test_split
@@ -145,7 +159,9 @@ def write_results(results: list[dict], facts: dict) -> None:
         "with other jobs (load averages in the .json), so times are upper bounds.", "",
         "Targets (FinBERT's all-agree figures, a 110M model on a GPU):", "",
         *verdicts(results), "",
-        "Made with:", "", "```bash", facts["command"], "```", ""]
+        "Made with `python benchmarks/strategies_fpb.py` (all four strategies); a run with "
+        "`--strategies ...` measures those again and keeps the other rows. The last run:", "",
+        "```bash", facts["command"], "```", ""]
     RESULTS.with_suffix(".md").write_text("\n".join(text))
 
 
@@ -158,13 +174,8 @@ def main() -> int:
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more options for every classify run (e.g. --epochs 2)")
     args = parser.parse_args()
-    folder = args.data
+    folder = allagree_folder(args.data)
     if folder is None:
-        shared = settings.shared_datasets_dir()
-        folder = shared / "financial_phrasebank" if shared else None
-    if folder is None or not (folder / data.FPB_FILES["allagree"]).is_file():
-        print("skipped: Financial PhraseBank not found (../shared/datasets, or --data FOLDER "
-              "with Sentences_AllAgree.txt)")
         return 0
     work = Path(tempfile.mkdtemp(prefix="course-strategies-bench-"))
     try:

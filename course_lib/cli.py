@@ -7,8 +7,9 @@
 ``classify`` reads CSV, TSV, JSON Lines or Parquet (labels may be strings or
 integers), fine-tunes with one of the strategies of ``course_lib.strategies`` and
 writes ``DIR/metrics.json`` and ``DIR/model/``, a folder ``transformers.pipeline``
-loads (with a model card, ``README.md``). The defaults are the course's recipe
-for the quick backbone (see ``strategies.RECOMMENDED_LR`` / ``RECOMMENDED_EPOCHS``).
+loads (with a model card, ``README.md``). The defaults are the course's best recipe
+for the quick backbone: the layerwise strategy (the FinBERT recipe), with the
+learning rate and epochs of ``strategies.RECOMMENDED_LR`` / ``RECOMMENDED_EPOCHS``.
 
 Bad input (a missing file or column, an empty text, a label in eval that train
 never saw, one class only, bytes that are not UTF-8...) ends with one line,
@@ -37,6 +38,10 @@ from .settings import DEFAULT_SEED, CourseError
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                  ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 CLASSIFY_STRATEGIES = ("full", "layerwise", "adapters", "lora")
+# classify's default is the FinBERT recipe (layer-wise learning-rate decay + gradual
+# unfreezing): on FPB all-agree it matched plain full fine-tuning's best validation
+# accuracy in half the time and beat it on the test half (benchmarks/README tables).
+DEFAULT_STRATEGY = "layerwise"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
 
@@ -44,8 +49,9 @@ DEFAULT_MAX_LENGTH = 128
 # ------------------------------------------------------------------ parser
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """Options every command shares; ``None`` means "the command's own recipe"."""
-    parser.add_argument("--strategy", choices=CLASSIFY_STRATEGIES, default="full",
-                        help="how much of the model trains (default: full)")
+    parser.add_argument("--strategy", choices=CLASSIFY_STRATEGIES, default=None,
+                        help="how the model trains (default: layerwise for classify, "
+                             "full for qa)")
     parser.add_argument("--model", default=None,
                         help="a Hub id or a local folder (default: the profile's backbone)")
     parser.add_argument("--epochs", type=float, default=None,
@@ -352,6 +358,7 @@ def run_classify(args: argparse.Namespace) -> dict:
               "will be optimistic", file=sys.stderr)
     from . import strategies  # torch and transformers load only once the input is good
 
+    args.strategy = args.strategy or DEFAULT_STRATEGY
     lr = args.lr or strategies.RECOMMENDED_LR[args.strategy]
     epochs = args.epochs or strategies.RECOMMENDED_EPOCHS[args.strategy]
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE

@@ -130,7 +130,15 @@ class History:
 
 
 class Callback:
-    """Hooks for strategies that change the model during training (e.g. gradual unfreezing)."""
+    """Hooks for strategies that change the model during training (e.g. gradual unfreezing).
+
+    A callback that freezes or unfreezes weights after the model is wrapped for data
+    parallelism sets ``changes_trainable_parameters = True``: DistributedDataParallel
+    then has to look for weights without a gradient at every step, or the second step
+    fails with "Expected to have finished reduction in the prior iteration".
+    """
+
+    changes_trainable_parameters = False
 
     def on_train_begin(self, trainer: Trainer) -> None: ...
     def on_epoch_begin(self, trainer: Trainer, epoch: int) -> None: ...
@@ -222,16 +230,20 @@ class Trainer:
                  param_groups: list[dict] | None = None,
                  callbacks: Sequence[Callback] = (),
                  label_keys: Sequence[str] | None = None):
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DistributedDataParallelKwargs
 
         self.config = config or TrainingConfig()
         self.tokenizer = tokenizer
         self.compute_metrics = compute_metrics
         self.compute_loss = compute_loss
         self.callbacks = list(callbacks)
-        self.accelerator = Accelerator(mixed_precision=self.config.resolved_mixed_precision(),
-                                       cpu=not torch.cuda.is_available() and
-                                       not torch.backends.mps.is_available())
+        # Only then: the search for unused weights costs time at every step.
+        unfreezes = any(c.changes_trainable_parameters for c in self.callbacks)
+        self.accelerator = Accelerator(
+            mixed_precision=self.config.resolved_mixed_precision(),
+            cpu=not torch.cuda.is_available() and not torch.backends.mps.is_available(),
+            kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)]
+            if unfreezes else None)
         self.device = self.accelerator.device
         pad_id = getattr(tokenizer, "pad_token_id", None) or 0
         self.collate = PadCollator(pad_id)
