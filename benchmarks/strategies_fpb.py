@@ -2,6 +2,7 @@
 
     python benchmarks/strategies_fpb.py                      # all four, ~25 min on 2 cores
     python benchmarks/strategies_fpb.py --strategies full lora
+    python benchmarks/strategies_fpb.py --strategies full --seeds 43 44   # adds seeds
 
 It reads ``Sentences_AllAgree.txt`` from ``../shared/datasets/financial_phrasebank``
 (or ``--data``), removes exact duplicates, makes one fixed stratified split (80%
@@ -44,13 +45,25 @@ TARGETS = {"full_accuracy": 0.97, "full_macro_f1": 0.95, "within_points": 1.0,
 ORDER = ["full", "layerwise", "adapters", "lora"]
 
 
-def previous_results(rerun: list[str]) -> list[dict]:
-    """Rows of an earlier run for the strategies not run again (a partial re-run keeps them)."""
+def previous_results(rerun: set[tuple[str, int]]) -> list[dict]:
+    """Rows of an earlier run for the (strategy, seed) pairs not run again (a partial
+    re-run keeps them)."""
     path = RESULTS.with_suffix(".json")
     if not path.is_file():
         return []
-    return [r for r in json.loads(path.read_text()).get("results", []) if r["strategy"]
-            not in rerun]
+    rows = json.loads(path.read_text()).get("results", [])
+    return [r for r in rows if (r["strategy"], r.get("seed", 42)) not in rerun]
+
+
+def by_strategy(results: list[dict]) -> dict[str, dict]:
+    """One figure per strategy: the mean over its seeds (one seed: that run)."""
+    merged = {}
+    for strategy in ORDER:
+        runs = [r for r in results if r["strategy"] == strategy]
+        if runs:
+            merged[strategy] = {**runs[0], "seeds": len(runs), **{
+                k: sum(r[k] for r in runs) / len(runs) for k in ("accuracy", "macro_f1")}}
+    return merged
 
 
 def allagree_folder(given: Path | None) -> Path | None:
@@ -82,12 +95,12 @@ def split_fpb(path: Path, folder: Path) -> dict:
     return {"source": str(report), "train": len(train), "test": len(test)}
 
 
-def run_strategy(strategy: str, folder: Path, extra: list[str]) -> dict:
-    out = folder / f"run-{strategy}"
+def run_strategy(strategy: str, folder: Path, extra: list[str], seed: int = 42) -> dict:
+    out = folder / f"run-{strategy}-seed{seed}"
     command = [sys.executable, "-m", "course_lib", "classify", "--train",
                str(folder / "train.csv"), "--eval", str(folder / "test.csv"),
                "--text-column", "sentence", "--label-column", "label",
-               "--strategy", strategy, "--output-dir", str(out), *extra]
+               "--strategy", strategy, "--seed", str(seed), "--output-dir", str(out), *extra]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -99,7 +112,7 @@ def run_strategy(strategy: str, folder: Path, extra: list[str]) -> dict:
         raise SystemExit(f"{strategy} failed ({done.returncode}):\n{done.stderr[-2000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
     size = sum(f.stat().st_size for f in (out / "model").iterdir())
-    return {"strategy": strategy, "accuracy": metrics["accuracy"],
+    return {"strategy": strategy, "seed": seed, "accuracy": metrics["accuracy"],
             "macro_f1": metrics["macro_f1"], "trainable_share": metrics["trainable_share"],
             "trainable_params": metrics["trainable_params"],
             "total_params": metrics["total_params"], "train_seconds": metrics["train_seconds"],
@@ -117,13 +130,15 @@ def run_strategy(strategy: str, folder: Path, extra: list[str]) -> dict:
 
 
 def verdicts(results: list[dict]) -> list[str]:
-    by = {r["strategy"]: r for r in results}
+    """Targets checked on each strategy's mean over its seeds."""
+    by = by_strategy(results)
     lines = []
     full = by.get("full")
     if full:
         ok = (full["accuracy"] >= TARGETS["full_accuracy"]
               and full["macro_f1"] >= TARGETS["full_macro_f1"])
-        lines.append(f"- full fine-tuning: accuracy {full['accuracy']:.4f} (target ≥ 0.97), "
+        over = f" (mean of {full['seeds']} seeds)" if full["seeds"] > 1 else ""
+        lines.append(f"- full fine-tuning{over}: accuracy {full['accuracy']:.4f} (target ≥ 0.97), "
                      f"macro-F1 {full['macro_f1']:.4f} (target ≥ 0.95): "
                      f"{'met' if ok else 'missed'}")
         for name in ("adapters", "lora"):
@@ -141,12 +156,19 @@ def write_results(results: list[dict], facts: dict) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.with_suffix(".json").write_text(json.dumps({**facts, "results": results},
                                                        indent=2) + "\n")
-    rows = ["| strategy | accuracy | macro-F1 | trainable % | train s | epochs | lr |",
-            "|---|---|---|---|---|---|---|"]
+    rows = ["| strategy | seed | accuracy | macro-F1 | trainable % | train s | epochs | lr |",
+            "|---|---|---|---|---|---|---|---|"]
     for r in results:
-        rows.append(f"| {r['strategy']} | {r['accuracy']:.4f} | {r['macro_f1']:.4f} | "
-                    f"{100 * r['trainable_share']:.2f} | {r['train_seconds']:.0f} | "
-                    f"{r['epochs']:g} | {r['lr']:g} |")
+        rows.append(f"| {r['strategy']} | {r.get('seed', 42)} | {r['accuracy']:.4f} | "
+                    f"{r['macro_f1']:.4f} | {100 * r['trainable_share']:.2f} | "
+                    f"{r['train_seconds']:.0f} | {r['epochs']:g} | {r['lr']:g} |")
+    for strategy, mean in by_strategy(results).items():
+        if mean["seeds"] > 1:
+            runs = [r for r in results if r["strategy"] == strategy]
+            spread = (max(r["accuracy"] for r in runs) - min(r["accuracy"] for r in runs))
+            rows.append(f"| {strategy}, mean of {mean['seeds']} seeds | | "
+                        f"{mean['accuracy']:.4f} (range {100 * spread:.1f} points) | "
+                        f"{mean['macro_f1']:.4f} | | | | |")
     text = [
         "# Fine-tuning strategies on Financial PhraseBank (all agree)", "",
         f"Data: {facts['data']['source']}; stratified split, seed 42: "
@@ -171,6 +193,8 @@ def main() -> int:
                                                             "lora"])
     parser.add_argument("--data", type=Path, default=None,
                         help="folder with Sentences_AllAgree.txt")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42],
+                        help="one run per seed and strategy (the table adds their mean)")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[],
                         help="more options for every classify run (e.g. --epochs 2)")
     args = parser.parse_args()
@@ -186,15 +210,17 @@ def main() -> int:
                  "command": "python benchmarks/strategies_fpb.py" + (
                      " --strategies " + " ".join(args.strategies)
                      if args.strategies != parser.get_default("strategies") else "")
+                 + (" --seeds " + " ".join(map(str, args.seeds)) if args.seeds != [42] else "")
                  + (" --extra " + " ".join(args.extra) if args.extra else ""),
                  "date": time.strftime("%Y-%m-%d")}
         print(f"data: {facts['data']}", flush=True)
-        results = previous_results(args.strategies)
-        for strategy in args.strategies:
-            print(f"running {strategy} ...", flush=True)
-            r = run_strategy(strategy, work, args.extra)
-            results = sorted([x for x in results if x["strategy"] != strategy] + [r],
-                             key=lambda x: ORDER.index(x["strategy"]))
+        plan = [(strategy, seed) for strategy in args.strategies for seed in args.seeds]
+        results = previous_results(set(plan))
+        for strategy, seed in plan:
+            print(f"running {strategy}, seed {seed} ...", flush=True)
+            r = run_strategy(strategy, work, args.extra, seed)
+            results = sorted(results + [r], key=lambda x: (ORDER.index(x["strategy"]),
+                                                          x.get("seed", 42)))
             print(f"  accuracy {r['accuracy']:.4f}  macro-F1 {r['macro_f1']:.4f}  trainable "
                   f"{100 * r['trainable_share']:.2f}%  train {r['train_seconds']:.0f} s",
                   flush=True)
