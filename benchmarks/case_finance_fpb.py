@@ -222,8 +222,9 @@ def write_results(rows: list[dict], sets: dict) -> None:
               "macro-F1 |", "|---|---|---|---|"]
     lines += [f"| {p['system']} | {SET_NAMES[p['test_set']]} | {p['accuracy']:.2f} | "
               f"{p['macro_f1']:.2f} |" for p in PUBLISHED]
-    lines += ["", f"Machine: {machine()}; train seconds are wall-clock on a shared machine "
-              "(other jobs were running), so compare them only within this table.",
+    lines += ["", f"Machine: {machine()}; train seconds are wall-clock time for training "
+              "alone; other work on the machine inflates them, so compare them only within one "
+              "table.",
               "\"Unseen part\": the other set's test split minus every sentence this model "
               "trained on (the 50% file contains all all-agree sentences)."]
     (RESULTS / "case_finance_fpb.md").write_text("\n".join(lines) + "\n")

@@ -39,8 +39,9 @@ TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl",
                  ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
 CLASSIFY_STRATEGIES = ("full", "layerwise", "adapters", "lora")
 # classify's default is the FinBERT recipe (layer-wise learning-rate decay + gradual
-# unfreezing): on FPB all-agree it matched plain full fine-tuning's best validation
-# accuracy in half the time and beat it on the test half (benchmarks/README tables).
+# unfreezing): on Financial PhraseBank it matched the best full fine-tuning recipe's
+# accuracy (validation and test splits) in about half the training time; see the
+# README's benchmark tables and docs/DEVELOPING.md.
 DEFAULT_STRATEGY = "layerwise"
 DEFAULT_BATCH_SIZE = 32
 DEFAULT_MAX_LENGTH = 128
