@@ -175,10 +175,10 @@ def write_results(results: list[dict], facts: dict) -> None:
         f"{facts['data']['train']} train / {facts['data']['test']} test sentences. "
         f"Backbone: {facts['backbone']}. Machine: {facts['machine']}.", "",
         *rows, "",
-        "Each row is one run of the command line with its defaults for that strategy, "
-        "evaluated once on the test half (no model selection on it). "
-        "`train s` is the Trainer's wall time for training alone; the machine was shared "
-        "with other jobs (load averages in the .json), so times are upper bounds.", "",
+        "Each row is one run of the command line with its defaults for that strategy (and the "
+        "seed shown), evaluated once on the test half (no model selection on it). `train s` "
+        "is the Trainer's wall time for training alone; the load average before and after "
+        "each run is in the .json (other work on the machine inflates the times).", "",
         "Targets (FinBERT's all-agree figures, a 110M model on a GPU):", "",
         *verdicts(results), "",
         "Made with `python benchmarks/strategies_fpb.py` (all four strategies); a run with "

@@ -68,7 +68,7 @@ RECOMMENDED_LR = {"full": 2e-4, "freeze": 1e-3, "layerwise": 3e-4, "adapters": 1
 # Epochs of the command line's recipe: adapters and LoRA start from an exact copy
 # of the backbone and move more slowly, so they get more epochs. Full fine-tuning's
 # 6 were chosen on a validation split carved from FPB's training half (6 epochs beat
-# 4 at each of lr 1e-4, 2e-4 and 3e-4): benchmarks/full_recipe_fpb.py.
+# 4 on accuracy at each of lr 1e-4, 2e-4 and 3e-4): benchmarks/full_recipe_fpb.py.
 RECOMMENDED_EPOCHS = {"full": 6, "freeze": 4, "layerwise": 4, "adapters": 8, "lora": 8}
 
 ADAPTER_MODEL_TYPE = "course_adapter_bert"
