@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from case_finance_fpb import run_cli  # noqa: E402
 from strategies_fpb import allagree_folder, split_fpb  # noqa: E402
 
 from course_lib import data, strategies  # noqa: E402
@@ -56,26 +57,15 @@ def carve_validation(folder: Path) -> dict:
 
 def run(folder: Path, strategy: str, lr: float | None, epochs: int | None,
         fresh: bool) -> dict:
-    name = f"{strategy}-lr{lr or 'default'}-ep{epochs or 'default'}"
-    out = folder / name
-    if (out / "metrics.json").is_file() and not fresh:
-        print(f"  reusing {out}", flush=True)
-        return json.loads((out / "metrics.json").read_text())
-    command = [sys.executable, "-m", "course_lib", "classify", "--train",
-               str(folder / "fit.csv"), "--eval", str(folder / "validation.csv"),
-               "--text-column", "sentence", "--label-column", "label",
-               "--strategy", strategy, "--output-dir", str(out)]
+    """One ``classify`` run on fit.csv, scored on validation.csv (reused unless fresh)."""
+    cli = ["--train", str(folder / "fit.csv"), "--eval", str(folder / "validation.csv"),
+           "--text-column", "sentence", "--label-column", "label", "--strategy", strategy]
     if lr:
-        command += ["--lr", f"{lr:g}"]
+        cli += ["--lr", f"{lr:g}"]
     if epochs:
-        command += ["--epochs", str(epochs)]
-    import subprocess
-
-    done = subprocess.run(command, cwd=ROOT, env={**os.environ, "COURSE_PROGRESS": "0"},
-                          text=True, capture_output=True)
-    if done.returncode != 0:
-        raise SystemExit(f"{name} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-    return json.loads((out / "metrics.json").read_text())
+        cli += ["--epochs", str(epochs)]
+    out = folder / f"{strategy}-lr{lr or 'default'}-ep{epochs or 'default'}"
+    return run_cli(cli, out, fresh, lambda line: print(line, flush=True))
 
 
 def write_results(rows: list[dict], facts: dict) -> None:
@@ -142,8 +132,6 @@ def main() -> int:
         rows.append({"strategy": strategy, "lr": m["lr"], "epochs": m["epochs"],
                      "accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
                      "train_seconds": m["train_seconds"]})
-        print(f"  accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  "
-              f"train {m['train_seconds']:.0f} s", flush=True)
         write_results(rows, facts)
     print(f"wrote {RESULTS.with_suffix('.md')}")
     return 0

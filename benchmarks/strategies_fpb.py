@@ -61,8 +61,11 @@ def by_strategy(results: list[dict]) -> dict[str, dict]:
     for strategy in ORDER:
         runs = [r for r in results if r["strategy"] == strategy]
         if runs:
-            merged[strategy] = {**runs[0], "seeds": len(runs), **{
-                k: sum(r[k] for r in runs) / len(runs) for k in ("accuracy", "macro_f1")}}
+            accuracies = [r["accuracy"] for r in runs]
+            merged[strategy] = {**runs[0], "seeds": len(runs),
+                                "accuracy": sum(accuracies) / len(runs),
+                                "accuracy_range": max(accuracies) - min(accuracies),
+                                "macro_f1": sum(r["macro_f1"] for r in runs) / len(runs)}
     return merged
 
 
@@ -164,10 +167,9 @@ def write_results(results: list[dict], facts: dict) -> None:
                     f"{r['train_seconds']:.0f} | {r['epochs']:g} | {r['lr']:g} |")
     for strategy, mean in by_strategy(results).items():
         if mean["seeds"] > 1:
-            runs = [r for r in results if r["strategy"] == strategy]
-            spread = (max(r["accuracy"] for r in runs) - min(r["accuracy"] for r in runs))
             rows.append(f"| {strategy}, mean of {mean['seeds']} seeds | | "
-                        f"{mean['accuracy']:.4f} (range {100 * spread:.1f} points) | "
+                        f"{mean['accuracy']:.4f} (range {100 * mean['accuracy_range']:.1f} "
+                        "points) | "
                         f"{mean['macro_f1']:.4f} | | | | |")
     text = [
         "# Fine-tuning strategies on Financial PhraseBank (all agree)", "",
