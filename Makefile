@@ -6,26 +6,36 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8888
+IP ?= 127.0.0.1
+TORCH_INDEX ?=
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 
 .PHONY: setup lab test test-unit test-notebooks execute student lint bench budget wheelhouse clean
 
 setup: $(STAMP)
 
-# torch goes first, alone and pinned: pip then takes the CPU build instead of
-# pulling several GB of CUDA packages for an unpinned dependency.
+# torch goes first, alone and pinned, from the index tools/torch_index.py chooses: on
+# Linux without an NVIDIA driver PyTorch's CPU index (PyPI's Linux torch is the CUDA
+# build, several GB), falling back to pip's own index when that cannot be reached;
+# elsewhere pip's own index. TORCH_INDEX=URL (or =default) overrides the choice.
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$$(grep -E '^torch==' requirements.txt)"
+	torch_args="$$(TORCH_INDEX='$(TORCH_INDEX)' $(BIN)/python tools/torch_index.py)" && \
+	$(BIN)/python -m pip install --quiet $$torch_args "$$(grep -E '^torch==' requirements.txt)"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# JupyterLab refuses to start as root (most containers and cloud notebooks) unless told.
+ALLOW_ROOT = $(if $(filter 0,$(shell id -u 2>/dev/null)),--allow-root)
 lab: setup
-	@echo "JupyterLab: open the http://127.0.0.1:$(PORT)/lab?token=... URL printed below (Ctrl-C stops it)."
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --notebook-dir=notebooks
+	@echo "JupyterLab on port $(PORT): open the .../lab?token=... URL it prints below (Ctrl-C stops it)."
+	@echo "From another machine: ssh -L $(PORT):localhost:$(PORT) THIS_HOST, or listen on every interface" \
+	      "with 'make lab IP=0.0.0.0' (in a container also publish the port: docker run -p $(PORT):$(PORT) ...);" \
+	      "another port: 'make lab PORT=8889'."
+	$(BIN)/jupyter lab --no-browser --ip=$(IP) --port=$(PORT) --notebook-dir=notebooks $(ALLOW_ROOT)
 
 # The README's test command: unit tests, then every notebook under nbval.
 test: setup
@@ -61,19 +71,23 @@ budget: setup
 # setuptools and pip for `pip install -e .`, the course's own wheel) in wheelhouse/,
 # so that 30 machines install with no internet:
 #     PIP_NO_INDEX=1 PIP_FIND_LINKS=$$PWD/wheelhouse make setup
-# torch goes first, alone and pinned, as in setup. Options (docs/INSTRUCTOR_GUIDE.md):
-#   TORCH_INDEX=https://download.pytorch.org/whl/cpu  the CPU build on Linux (the
-#       default index's Linux torch pulls several GB of CUDA wheels);
+# torch goes first, alone and pinned, as in setup, from the index tools/torch_index.py
+# chooses for the learners' machines (this machine's driver does not count): for Linux
+# PyTorch's CPU index when reachable, otherwise pip's own index. Options
+# (docs/INSTRUCTOR_GUIDE.md):
+#   TORCH_INDEX=URL | default  overrides that choice (default: pip's own index, the CUDA
+#       build on Linux);
 #   WHEEL_PLATFORM=win_amd64 | macosx_11_0_arm64 | ...  wheels for students' machines
 #       of another kind (run once per kind into the same folder).
 WHEELHOUSE ?= wheelhouse
-TORCH_INDEX ?=
 WHEEL_PLATFORM ?=
 PIP_DOWNLOAD = $(BIN)/python -m pip download --quiet --only-binary=:all: --dest $(WHEELHOUSE) \
 	$(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM) --python-version 3.11 --implementation cp)
 wheelhouse: setup
 	mkdir -p $(WHEELHOUSE)
-	$(PIP_DOWNLOAD) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "$$(grep -E '^torch==' requirements.txt)"
+	torch_args="$$(TORCH_INDEX='$(TORCH_INDEX)' $(BIN)/python tools/torch_index.py --wheelhouse \
+	    $(if $(WHEEL_PLATFORM),--platform $(WHEEL_PLATFORM)))" && \
+	$(PIP_DOWNLOAD) $$torch_args "$$(grep -E '^torch==' requirements.txt)"
 	$(PIP_DOWNLOAD) --find-links $(WHEELHOUSE) -r requirements.txt "setuptools>=68" pip
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE) .
 	cp requirements.txt $(WHEELHOUSE)/requirements.txt

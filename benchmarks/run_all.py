@@ -27,6 +27,10 @@ BENCHMARKS = [
     ("strategies_fpb", "Fine-tuning strategies on Financial PhraseBank (all-agree)", []),
     ("case_finance_fpb", "Case study: finance, FPB all-agree and 50%-agree", []),
     ("case_pubmedqa", "Case study: PubMedQA (reasoning-required, official test split)", []),
+    ("case_medical", "Case study: Medical Abstracts, 5-fold cross-validation", []),
+    ("case_covidqa", "Case study: COVID-QA, unseen articles", []),
+    ("pretraining", "Domain- and task-adaptive pretraining, then fine-tuning", []),
+    ("inference", "Serving on a CPU: PyTorch vs ONNX, fp32 vs int8", []),
 ]
 
 

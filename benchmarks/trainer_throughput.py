@@ -3,6 +3,8 @@
     python benchmarks/trainer_throughput.py                  # finance sample (+ FPB 50% if present)
     python benchmarks/trainer_throughput.py --repeats 3 --datasets finance
     python benchmarks/trainer_throughput.py --profile        # where one epoch's time goes
+    python benchmarks/trainer_throughput.py --datasets finance --configs hf_default course_lib \
+        --repeats 2 --steps 10                                # a quick before/after check
 
 Every configuration trains the same model (quick backbone, same seed), on the same
 data, with the same hyperparameters (AdamW lr 2e-4, weight decay 0.01, linear schedule
@@ -165,8 +167,14 @@ def profile_epoch(dataset: str) -> dict:
     import torch
 
     from course_lib import backbones, data
-    from course_lib.batching import BatchPlan, PadCollator, sequence_lengths, to_tensors
-    from course_lib.training import default_param_groups, make_optimizer
+    from course_lib.training import (
+        BatchPlan,
+        PadCollator,
+        default_param_groups,
+        make_optimizer,
+        sequence_lengths,
+        to_tensors,
+    )
 
     dsd = load_split(dataset)
     tokenizer = backbones.load_tokenizer()
@@ -222,6 +230,7 @@ def summarise(runs: list[dict]) -> list[dict]:
                      for c in CONFIGS}
         medians = {c: statistics.median(r["examples_per_s"] for r in rs)
                    for c, rs in by_config.items() if rs}
+
         for config, rs in by_config.items():
             if not rs:
                 continue
@@ -235,9 +244,9 @@ def summarise(runs: list[dict]) -> list[dict]:
                 "peak_memory_mb": statistics.median(r["peak_memory_mb"] for r in rs),
                 "accuracy": statistics.median(r["accuracy"] for r in rs),
                 "macro_f1": statistics.median(r["macro_f1"] for r in rs),
-                "vs_hf_default": medians[config] / medians["hf_default"],
-                "vs_hf_best": medians[config] / medians["hf_best"],
-                "vs_plain": medians[config] / medians["plain"],
+                "vs_hf_default": _versus(medians, config, "hf_default"),
+                "vs_hf_best": _versus(medians, config, "hf_best"),
+                "vs_plain": _versus(medians, config, "plain"),
                 "device": rs[0]["device"]})
     return rows
 
@@ -253,7 +262,7 @@ def markdown(rows: list[dict], command: str, profile: dict | None) -> str:
             f"| {r['dataset']} | {r['config']} | {r['steps']} | {r['examples_per_s']:.1f} "
             f"({r['spread']}) | {r['tokens_per_s']:.0f} | {r['padding_waste']:.1%} | "
             f"{r['peak_memory_mb']:.0f} MB | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | "
-            f"{r['vs_hf_default']:.2f}x | {r['vs_hf_best']:.2f}x |")
+            f"{_ratio(r['vs_hf_default'])} | {_ratio(r['vs_hf_best'])} |")
     if profile:
         lines += ["", "Where one epoch of course_lib's training goes (finance sample, batch 32):",
                   "", "| phase | seconds | share |", "|---|---|---|"]
@@ -261,9 +270,20 @@ def markdown(rows: list[dict], command: str, profile: dict | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _versus(medians: dict, config: str, other: str) -> float | None:
+    """Speed relative to ``other`` (None when that trainer was not run)."""
+    return medians[config] / medians[other] if other in medians else None
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["finance", "fpb50"])
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=CONFIGS,
+                        help="trainers to compare (default: all)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--steps", type=int, default=None, help="fixed steps (else epochs)")
@@ -284,7 +304,7 @@ def main() -> int:
     runs = []
     for dataset in datasets:
         for repeat in range(args.repeats):
-            order = CONFIGS if repeat % 2 == 0 else CONFIGS[::-1]  # interleave
+            order = args.configs if repeat % 2 == 0 else args.configs[::-1]  # interleave
             for config in order:
                 result = run_worker_subprocess(config, dataset, args)
                 print(f"{dataset} {config} run {repeat + 1}: {result['examples_per_s']:.1f} ex/s, "

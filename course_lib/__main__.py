@@ -1,4 +1,4 @@
-"""``python -m course_lib classify|qa ...``: see :mod:`course_lib.cli`."""
+"""``python -m course_lib <command> ...``: see :mod:`course_lib.cli`."""
 
 from course_lib.cli import main
 

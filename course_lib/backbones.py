@@ -11,15 +11,15 @@ BERT teacher and further trained on sentence pairs (sentence-transformers'
 all-MiniLM-L6-v2). It is not ``bert-base-uncased`` (12 layers, 768 wide, 110M):
 it is about 5x faster, a few points less accurate, and it has no masked-LM head.
 
-Weights load from safetensors only and remote code is never trusted.
+Weights load from safetensors only and remote code is never trusted. In the quick
+profile every load runs offline (:func:`settings.hub_offline`) unless the user set
+``HF_HUB_OFFLINE``; the process's own setting is restored afterwards.
 """
 
 from __future__ import annotations
 
-import socket
-from contextlib import contextmanager
+import os
 from pathlib import Path
-from urllib.parse import urlparse
 
 from . import settings
 from .settings import CourseError
@@ -61,19 +61,6 @@ def describe(name: str | None = None) -> str:
     return resolved
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    import os
-
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = urlparse(endpoint).hostname or "huggingface.co"
-    port = urlparse(endpoint).port or (443 if endpoint.startswith("https") else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _in_local_cache(repo_id: str) -> bool:
     from huggingface_hub import try_to_load_from_cache
 
@@ -96,34 +83,26 @@ def check_available(name: str) -> None:
     if _in_local_cache(name):
         return
     if settings.is_offline():
+        why = ("HF_HUB_OFFLINE is set" if "HF_HUB_OFFLINE" in os.environ else
+               "the quick profile works offline unless HF_HUB_OFFLINE=0 is set")
         raise CourseError(
-            f"model {name!r} is not in the local Hugging Face cache and this process is offline "
-            "(HF_HUB_OFFLINE=1): download it once online (`hf download "
-            f"{name}`), set COURSE_MODEL to a local folder, or use COURSE_PROFILE=quick "
-            "without COURSE_MODEL for the packaged backbone"
+            f"model {name!r} is not in the local Hugging Face cache and the course is offline "
+            f"({why}): download it once online (`hf download {name}`), set COURSE_MODEL to a "
+            "local folder, or use COURSE_PROFILE=quick without COURSE_MODEL for the packaged "
+            "backbone"
         )
-    if not _hub_reachable():
+    if not settings.hub_reachable():
         raise CourseError(
             f"cannot reach the Hugging Face Hub to download {name!r}: connect to the internet, "
             "set COURSE_MODEL to a local folder, or switch back with COURSE_PROFILE=quick"
         )
 
 
-@contextmanager
-def _quiet_loading():
-    """Hide transformers' load report (the notebooks explain the new head instead)."""
-    import transformers
-
-    before = transformers.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(before)
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
+def _from_pretrained(auto, resolved: str, **kwargs):
+    """``auto.from_pretrained`` offline in the quick profile (unless the user chose),
+    without transformers' load report, leaving the process's settings as they were."""
+    with settings.hub_offline(), settings.quiet_libraries():
+        return auto.from_pretrained(resolved, **kwargs)
 
 
 def load_tokenizer(name: str | None = None):
@@ -132,7 +111,18 @@ def load_tokenizer(name: str | None = None):
 
     resolved = resolve_model_name(name)
     check_available(resolved)
-    return AutoTokenizer.from_pretrained(resolved, use_fast=True)
+    return _from_pretrained(AutoTokenizer, resolved, use_fast=True)
+
+
+def max_positions(name: str | None = None) -> int:
+    """How many tokens the backbone reads at most (``max_position_embeddings``), from its
+    config alone, so an impossible ``max_length`` fails before any weights load."""
+    from transformers import AutoConfig
+
+    resolved = resolve_model_name(name)
+    check_available(resolved)
+    config = _from_pretrained(AutoConfig, resolved)
+    return int(getattr(config, "max_position_embeddings", 512))
 
 
 def load_model(
@@ -143,7 +133,13 @@ def load_model(
     seed: int | None = settings.DEFAULT_SEED,
     **kwargs,
 ):
-    """A model for ``task`` (encoder | classification | qa | mlm), seeded before creation.
+    """A model for ``task`` (encoder | classification | qa | mlm).
+
+    ``seed`` fixes the weights of the parts the checkpoint does not hold (a new
+    classification or QA head), so the same seed gives the same model. They are drawn
+    from a forked generator: the caller's random streams (dropout, shuffling, every
+    other draw in the notebook) are left exactly where they were. ``seed=None`` draws
+    them from the current torch stream instead.
 
     ``labels`` (classification) sets ``num_labels``, ``id2label`` and ``label2id``
     so the saved model and ``pipeline`` report label names, not ``LABEL_0``.
@@ -154,8 +150,6 @@ def load_model(
         raise CourseError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     resolved = resolve_model_name(name)
     check_available(resolved)
-    if seed is not None:
-        settings.seed_everything(seed)  # the new head's weights come from this seed
     if task == "classification":
         if labels:
             kwargs.setdefault("num_labels", len(labels))
@@ -173,8 +167,8 @@ def load_model(
         auto = transformers.AutoModelForMaskedLM
     else:
         auto = transformers.AutoModel
-    with _quiet_loading():
-        return auto.from_pretrained(resolved, use_safetensors=True, **kwargs)
+    with settings.seeded(seed):  # the new head's weights come from this seed alone
+        return _from_pretrained(auto, resolved, use_safetensors=True, **kwargs)
 
 
 def load(task: str = "classification", name: str | None = None, **kwargs):
@@ -208,14 +202,7 @@ def has_mlm_head(name: str | None = None) -> bool:
 
 
 def count_parameters(model) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts (shared tensors counted once)."""
-    seen: set[int] = set()
-    trainable = total = 0
-    for param in model.parameters():
-        if id(param) in seen:
-            continue
-        seen.add(id(param))
-        total += param.numel()
-        if param.requires_grad:
-            trainable += param.numel()
-    return trainable, total
+    """``(trainable, total)`` parameter counts; a tensor shared by two modules (BERT's tied
+    word embeddings and MLM decoder) counts once, because ``parameters()`` yields it once."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

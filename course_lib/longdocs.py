@@ -2,7 +2,7 @@
 
 BERT reads at most ``max_position_embeddings`` tokens (512); a quick run often
 uses a smaller window still, because cost grows with length. A longer document
-has to lose something. Three answers, all measured in notebook 09:
+has to lose something. Three answers, all measured in notebook 10:
 
 - **head**: keep the first tokens (what ``truncation=True`` does). Cheap, and
   it drops the end of the text, where abstracts put their conclusion.

@@ -39,13 +39,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import settings
-from .batching import to_tensors
 from .heads import ClassificationHead, as_token_encoder, make_pooling
 from .metrics import classification_scores
 from .settings import CourseError
+from .training import to_tensors
 
 IGNORE = -100
-INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "token_states")
+INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids", "hidden_states")
 
 
 def label_key(task: str) -> str:
@@ -64,11 +64,13 @@ class MultiTaskModel(nn.Module):
     ``loss_weights``: ``{task: weight}`` (default 1 for every task).
     forward returns ``logits_<task>`` for every task and, when any
     ``labels_<task>`` is given, the masked weighted ``loss``.
+    ``seed``: the pooling and head weights are drawn from it without touching the
+    global random streams (``None``: from the current global stream).
     """
 
     def __init__(self, encoder: nn.Module, tasks: Mapping[str, Sequence[str]], *,
                  pooling: str = "mean", loss_weights: Mapping[str, float] | None = None,
-                 dropout: float = 0.1, seed: int | None = settings.DEFAULT_SEED):
+                 dropout: float = 0.1, seed: int | None = None):
         super().__init__()
         if not tasks:
             raise CourseError("MultiTaskModel needs at least one task: {name: [labels]}")
@@ -85,21 +87,20 @@ class MultiTaskModel(nn.Module):
         self.loss_weights = {t: float(weights.get(t, 1.0)) for t in self.tasks}
         self.encoder = as_token_encoder(encoder)
         hidden = self.encoder.hidden_size
-        if seed is not None:
-            settings.seed_everything(seed)  # pooling and heads are new weights
-        self.pooling = make_pooling(pooling, hidden)
-        self.heads = nn.ModuleDict({t: ClassificationHead(hidden, len(names), dropout)
-                                    for t, names in self.tasks.items()})
+        with settings.seeded(seed):  # pooling and heads are new weights
+            self.pooling = make_pooling(pooling, hidden)
+            self.heads = nn.ModuleDict({t: ClassificationHead(hidden, len(names), dropout)
+                                        for t, names in self.tasks.items()})
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None,
-                token_states=None, **task_labels) -> dict[str, torch.Tensor]:
+                hidden_states=None, **task_labels) -> dict[str, torch.Tensor]:
         expected = set(label_keys(self.tasks))
         unknown = sorted(set(task_labels) - expected)
         if unknown:
             raise CourseError(f"MultiTaskModel got unexpected input(s) {unknown}; label columns "
                               f"are {sorted(expected)}")
         hidden = self.encoder(input_ids, attention_mask, token_type_ids,
-                              token_states=token_states)
+                              hidden_states=hidden_states)
         pooled = self.pooling(hidden, attention_mask)
         out = {f"logits_{t}": head(pooled) for t, head in self.heads.items()}
         if task_labels:
@@ -133,7 +134,7 @@ def task_examples(dataset, tasks: Mapping[str, Sequence[str]],
     -100; examples with no label at all are dropped; a label outside its task's
     range is an error (it would otherwise reach the head as another class).
     ``dataset``: a tokenised Dataset or a list of dicts (e.g. from
-    :func:`course_lib.heads.cache_token_states`).
+    :func:`course_lib.heads.cache_hidden_states`).
     """
     unknown = set(columns) - set(tasks)
     if unknown:

@@ -97,23 +97,24 @@ def gradient_x_input(model, tokenizer, text: str, target: int | str | None = Non
                     probabilities={_label_name(model, i): float(p) for i, p in enumerate(probs)})
 
 
-@torch.inference_mode()
 def predict_texts(model, tokenizer, texts: list[str], max_length: int = 128,
                   batch_size: int = 64) -> np.ndarray:
-    """Class probabilities for a few raw texts (eval mode, batched, padded per batch)."""
-    device = model.get_input_embeddings().weight.device
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[start:start + batch_size]), truncation=True,
-                            max_length=max_length, padding=True, return_tensors="pt")
-            logits = model(**{k: v.to(device) for k, v in enc.items()}).logits
-            out.append(torch.softmax(logits.float(), -1).cpu().numpy())
-    finally:
-        model.train(was_training)
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels))
+    """Class probabilities for a few raw texts (the course's batched runner: eval mode,
+    length-sorted batches each padded to its own longest text)."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)
+    rows = [{k: enc[k][i] for k in enc.keys()} for i in range(len(texts))]
+    return _probabilities(model, rows, tokenizer.pad_token_id or 0, batch_size)
+
+
+def _probabilities(model, rows: list[dict], pad_id: int, batch_size: int = 64) -> np.ndarray:
+    """Softmax of the logits of tokenised ``rows``, in their order."""
+    from .training import batched_outputs
+
+    if not rows:
+        return np.zeros((0, model.config.num_labels))
+    logits = batched_outputs(model, rows, batch_size=batch_size, pad_token_id=pad_id,
+                             keep=tuple(rows[0]))["logits"]
+    return torch.softmax(torch.stack(logits).float(), -1).numpy()
 
 
 def word_spans(tokens: list[str]) -> list[list[int]]:
@@ -129,21 +130,9 @@ def word_spans(tokens: list[str]) -> list[list[int]]:
     return spans
 
 
-@torch.inference_mode()
-def _predict_ids(model, id_lists: list[list[int]], pad_id: int, batch_size: int = 64):
-    device = model.get_input_embeddings().weight.device
-    out = []
-    for start in range(0, len(id_lists), batch_size):
-        batch = id_lists[start:start + batch_size]
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, :len(ids)] = torch.as_tensor(ids)
-            mask[row, :len(ids)] = 1
-        logits = model(input_ids=input_ids.to(device), attention_mask=mask.to(device)).logits
-        out.append(torch.softmax(logits.float(), -1).cpu().numpy())
-    return np.concatenate(out)
+def _predict_ids(model, id_lists: list[list[int]], pad_id: int) -> np.ndarray:
+    return _probabilities(model, [{"input_ids": ids, "attention_mask": [1] * len(ids)}
+                                  for ids in id_lists], pad_id)
 
 
 def deletion_check(model, tokenizer, texts: list[str], seed: int = 0,

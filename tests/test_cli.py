@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import cli
-from course_lib.settings import REPO_DIR, CourseError
+from course_lib import artifacts, cli
+from course_lib.cli import common
+from course_lib.settings import REPO_DIR
 
 ROWS = [("Profits rose sharply in the quarter.", "positive"),
         ("The company cut its full-year outlook.", "negative"),
@@ -81,63 +82,112 @@ def test_bad_input_ends_with_one_clear_line(tmp_path):
     assert not (out / "metrics.json").exists()
 
 
-def test_bad_numbers_and_missing_arguments(tmp_path):
+def _one_error_line(capsys) -> str:
+    """The single ``error:`` line on stderr (``note:`` lines about the data may precede it)."""
+    err = [line for line in capsys.readouterr().err.splitlines()
+           if line.strip() and not line.startswith("note: ")]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def test_bad_numbers_and_missing_arguments(tmp_path, capsys):
     good = write_csv(tmp_path / "good.csv", ROWS)
-    with pytest.raises(SystemExit) as stop:  # argparse: usage + one error line, status 2
-        cli.main(["classify", "--train", str(good)])
-    assert stop.value.code == 2
     assert cli.main(classify_args(good, good, tmp_path / "o", "--lr", "-1")) == 2
+    assert "--lr -1.0: must be between 0 and 1" in _one_error_line(capsys)
     assert cli.main(classify_args(good, good, tmp_path / "o", "--epochs", "0")) == 2
     assert cli.main(classify_args(good, tmp_path, tmp_path / "o")) == 2  # a folder
+    capsys.readouterr()
+    assert cli.main(classify_args(good, good, tmp_path / "o", "--save-every", "0")) == 2
+    assert "--save-every 0: must be at least 1 step" in _one_error_line(capsys)
 
 
-def test_qa_without_the_qa_module_says_so(tmp_path, monkeypatch, capsys):
+def test_argparse_errors_are_one_line(tmp_path, capsys):
+    """Regression (issue 14 item 14): argparse printed its usage block, then the error."""
+    good = write_csv(tmp_path / "good.csv", ROWS)
+    for argv, expected in (
+            (["classify", "--train", str(good)], "the following arguments are required: --eval"),
+            (["classify", "--strategy", "big"], "argument --strategy: invalid choice: 'big'"),
+            (["nonsense"], "argument COMMAND: invalid choice: 'nonsense'"),
+            ([], "the following arguments are required: COMMAND")):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(argv)
+        assert stop.value.code == 2
+        line = _one_error_line(capsys)
+        assert expected in line and "--help" in line, line
+
+
+@pytest.mark.parametrize("seed, message", [("-1", "-1 is out of range (a seed is 0..4294967295)"),
+                                           (str(2**32), f"{2**32} is out of range"),
+                                           ("1.5", "'1.5' is not a whole number")])
+def test_seed_out_of_range_is_one_clear_line(tmp_path, capsys, seed, message):
+    """Regression (issue 14 item 14): ``--seed -1`` ended in "unexpected ValueError"."""
+    good = write_csv(tmp_path / "good.csv", ROWS)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(classify_args(good, good, tmp_path / "o", "--seed", seed))
+    assert stop.value.code == 2
+    assert f"argument --seed: {message}" in _one_error_line(capsys)
+    assert common.seed_value(str(2**32 - 1)) == 2**32 - 1
+
+
+def test_max_length_has_one_rule_for_classify_and_qa(tmp_path, capsys, tiny_model_dir):
+    """Regression (issue 14 item 14): classify allowed >= 8 tokens, qa 32-512. Now both:
+    at least 32, at most what the model reads, said before any weights load."""
+    good = write_csv(tmp_path / "good.csv", ROWS)
     squad = tmp_path / "s.json"
     squad.write_text('{"data": []}')
-    monkeypatch.setattr(cli.importlib.util, "find_spec", lambda name: None)
-    assert cli.main(["qa", "--train", str(squad), "--eval", str(squad), "--output-dir",
-                     str(tmp_path / "o")]) == 2
-    assert "needs course_lib/qa.py" in capsys.readouterr().err
+    for argv in (classify_args(good, good, tmp_path / "o", "--max-length", "16"),
+                 ["qa", "--train", str(squad), "--eval", str(squad), "--output-dir",
+                  str(tmp_path / "q"), "--max-length", "16"]):
+        assert cli.main(argv) == 2
+        assert "--max-length 16: must be at least 32 tokens" in _one_error_line(capsys)
+    assert cli.main(classify_args(good, good, tmp_path / "o", "--max-length", "200",
+                                  "--model", str(tiny_model_dir))) == 2
+    assert "--max-length 200: this model reads at most 128 tokens" in _one_error_line(capsys)
+    assert not (tmp_path / "o" / "model").exists()
 
 
-# -------------------------------------------------------------- reading files
-def test_read_every_format_with_string_or_int_labels(tmp_path):
-    import pandas as pd
-
-    rows = [{"sentence": t, "label": i % 3} for i, (t, _) in enumerate(ROWS)]
-    write_csv(tmp_path / "a.csv", [(r["sentence"], r["label"]) for r in rows])
-    write_csv(tmp_path / "a.tsv", [(r["sentence"], r["label"]) for r in rows], delimiter="\t")
-    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    pd.DataFrame(rows).to_parquet(tmp_path / "a.parquet")
-    for suffix in ("csv", "tsv", "jsonl", "parquet"):
-        examples = cli.load_examples(tmp_path / f"a.{suffix}", "sentence", "label")
-        assert [e["text"] for e in examples] == [r["sentence"] for r in rows], suffix
-        assert [e["label"] for e in examples] == [str(r["label"]) for r in rows], suffix
-    assert cli.label_order(["10", "2", "1"]) == ["1", "2", "10"]
-    assert cli.label_order(["neutral", "negative"]) == ["negative", "neutral"]
+def test_an_interrupted_run_is_not_overwritten_without_resume(tmp_path, capsys, monkeypatch):
+    """A folder that holds checkpoints of an unfinished run: one line, before any model
+    loads (no backbone may be touched), unless --resume says to continue it."""
+    good = write_csv(tmp_path / "good.csv", ROWS)
+    out = tmp_path / "run"
+    (out / "checkpoints" / "step-0000004").mkdir(parents=True)
+    monkeypatch.setattr("course_lib.backbones.load_model", lambda *a, **k: pytest.fail("loaded"))
+    assert cli.main(classify_args(good, good, out)) == 2
+    line = _one_error_line(capsys)
+    assert f"{out} holds an interrupted run: add --resume to continue it, or remove " \
+        f"{out / 'checkpoints'}" in line
 
 
-def test_text_pairs_and_file_errors(tmp_path):
-    path = tmp_path / "pairs.jsonl"
-    path.write_text('{"q": "Is it up?", "s": "Sales rose.", "y": "yes"}\n'
-                    '{"q": "Is it down?", "s": "Sales rose.", "y": "no"}\n')
-    examples = cli.load_examples(path, "q", "y", pair_column="s")
-    assert examples[0] == {"text": "Is it up?", "text_pair": "Sales rose.", "label": "yes"}
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"q": "a", "y": 1}\n{"q": "b", y: 2}\n')
-    with pytest.raises(CourseError, match="line 2: not valid JSON"):
-        cli.load_examples(bad, "q", "y")
-    with pytest.raises(CourseError, match="unknown file type '.xlsx'"):
-        cli.read_table(tmp_path / "data.xlsx")
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(CourseError, match="the file is empty"):
-        cli.read_table(tmp_path / "empty.csv")
+def test_help_lists_the_commands_without_loading_torch():
+    """``--help`` answers at once: command modules import torch/transformers only in run()."""
+    code = ("import sys; from course_lib import cli; parser = cli.build_parser(); "
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(REPO_DIR)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, text=True,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    helped = run_cli("--help", cwd=REPO_DIR)
+    assert helped.returncode == 0
+    for name in cli.available_commands():
+        assert name in helped.stdout
+    assert {"classify", "qa"} <= set(cli.available_commands())
 
 
+def test_commands_not_yet_written_are_left_out(monkeypatch):
+    real = cli.importlib.util.find_spec
+    monkeypatch.setattr(cli.importlib.util, "find_spec",
+                        lambda name: None if name.endswith((".qa", ".export")) else real(name))
+    assert "qa" not in cli.available_commands()
+    parser = cli.build_parser()
+    assert parser.parse_args(classify_args(Path("a"), Path("b"), Path("c"))).command == "classify"
+
+
+# -------------------------------------------------------------- writing files
 def test_write_metrics_and_model_card(tmp_path):
-    path = cli.write_metrics(tmp_path, {"accuracy": 0.5, "strategy": "full"})
+    path = artifacts.write_metrics(tmp_path, {"accuracy": 0.5, "strategy": "full"})
     assert json.loads(path.read_text())["accuracy"] == 0.5
-    card = cli.write_model_card(tmp_path, {"task": "question-answering", "strategy": "lora",
+    card = artifacts.write_model_card(tmp_path, {"task": "question-answering", "strategy": "lora",
                                            "metrics": {"exact_match": 61.5, "f1": 70.25},
                                            "command": "python -m course_lib qa ..."})
     text = card.read_text()
@@ -205,3 +255,61 @@ def test_each_strategy_writes_a_pipeline_model(tmp_path, tiny_model_dir, strateg
     assert cli.main(classify_args(train, train, out, "--strategy", strategy, "--model",
                                   str(tiny_model_dir), "--epochs", "1")) == 0
     assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "model"]
+
+
+@pytest.mark.parametrize("long_text", ["head+tail", "chunks"])
+def test_long_texts_are_read_the_chosen_way(tmp_path, tiny_model_dir, capsys, long_text):
+    """``--long-text``: scores are per text (a chunked text's windows pooled into one
+    prediction), and the choice is recorded in metrics.json."""
+    rows = [(" ".join([text] * 8), label) for text, label in ROWS]  # ~70 tokens each
+    train = write_csv(tmp_path / "long.csv", rows)
+    out = tmp_path / "run"
+    assert cli.main(classify_args(train, train, out, "--strategy", "full", "--model",
+                                  str(tiny_model_dir), "--epochs", "1", "--max-length", "32",
+                                  "--long-text", long_text)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["long_text"] == long_text
+    assert metrics["report"]["macro avg"]["support"] == len(ROWS)
+    if long_text == "chunks":
+        assert f"{len(ROWS)} texts read as" in capsys.readouterr().err
+
+
+def test_long_text_modes_need_single_texts(tmp_path, capsys):
+    pairs = write_csv(tmp_path / "pairs.csv", [(t, "Helsinki.", lab) for t, lab in ROWS],
+                      header=("sentence", "context", "label"))
+    assert cli.main(classify_args(pairs, pairs, tmp_path / "o", "--text-pair-column", "context",
+                                  "--long-text", "chunks")) == 2
+    assert "--long-text chunks reads single texts" in _one_error_line(capsys)
+
+
+def test_calibration_is_fitted_on_held_out_training_rows_and_stored(tmp_path, tiny_model_dir):
+    """Issue 17: classify fits temperature and decision offsets on a validation split (never
+    the eval file), reports the calibration error before and after, and stores
+    model/calibration.json for predict; --class-weights balanced trains with a weighted loss."""
+    train = write_csv(tmp_path / "train.csv", ROWS * 5)  # 30 rows: 10% = 3 held out, one per class
+    evaluation = write_csv(tmp_path / "eval.csv", ROWS[:3])
+    out = tmp_path / "run"
+    assert cli.main(classify_args(train, evaluation, out, "--model", str(tiny_model_dir),
+                                  "--epochs", "1", "--batch-size", "8",
+                                  "--class-weights", "balanced")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_examples"] == 27 and metrics["validation_examples"] == 3
+    assert metrics["class_weights"] == "balanced"
+    calibration = metrics["calibration"]
+    assert "held out" in calibration["fitted_on"] and calibration["temperature"] > 0
+    for key in ("ece_before", "ece_after"):
+        assert 0 <= calibration["eval"][key] <= 1
+    stored = json.loads((out / "model" / "calibration.json").read_text())
+    assert stored["temperature"] == calibration["temperature"]
+
+
+def test_a_validation_file_replaces_the_held_out_share(tmp_path, tiny_model_dir):
+    train = write_csv(tmp_path / "train.csv", ROWS * 2)
+    validation = write_csv(tmp_path / "val.csv", ROWS)
+    evaluation = write_csv(tmp_path / "eval.csv", ROWS[:3])
+    out = tmp_path / "run"
+    assert cli.main(classify_args(train, evaluation, out, "--model", str(tiny_model_dir),
+                                  "--epochs", "1", "--validation", str(validation))) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_examples"] == 12 and metrics["validation_examples"] == 6
+    assert metrics["calibration"]["fitted_on"].startswith("val.csv")

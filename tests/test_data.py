@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import data
+from course_lib import data, settings
+from course_lib.data import formats, sources
 from course_lib.settings import CourseError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -22,7 +23,7 @@ HUB = FIXTURES / "hub"
 
 @pytest.fixture
 def hub_standin(monkeypatch, tmp_path):
-    """Route the three Hub functions of course_lib.data to the local stand-in."""
+    """Route the Hub functions course_lib.data uses to the local stand-in."""
     import datasets
 
     def hub_file(repo_id, filename):
@@ -35,9 +36,9 @@ def hub_standin(monkeypatch, tmp_path):
         return datasets.load_dataset(str(HUB / repo_id), config, cache_dir=str(tmp_path))
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
-    monkeypatch.setattr(data, "hub_reachable", lambda: True)
-    monkeypatch.setattr(data, "hub_file", hub_file)
-    monkeypatch.setattr(data, "hub_dataset", hub_dataset)
+    monkeypatch.setattr(settings, "hub_reachable", lambda: True)
+    monkeypatch.setattr(sources, "hub_file", hub_file)
+    monkeypatch.setattr(sources, "hub_dataset", hub_dataset)
     return HUB
 
 
@@ -106,6 +107,69 @@ def test_squad_is_impossible_and_v11_without_flag():
     assert records[0]["answers"] == {"text": [], "answer_start": []}
 
 
+# ------------------------------------------------------------------ SQuAD answers off their offset
+CONTEXT = "Aspirin was given to 40 patients; 40 more got a placebo after 2 weeks."
+
+
+def _qa_file(*answers):
+    """A SQuAD dict with one question per ``(text, answer_start)``."""
+    qas = [{"id": f"q{i}", "question": f"Question {i}?", "answers":
+            [{"text": text, "answer_start": start}]} for i, (text, start) in enumerate(answers)]
+    return {"data": [{"title": "t", "paragraphs": [{"context": CONTEXT, "qas": qas}]}]}
+
+
+def test_squad_repairs_answers_a_few_characters_off():
+    """Issue 15 item 1: the loader refused a whole file for one answer shifted by a space."""
+    records, report = data.parse_squad(_qa_file(
+        ("40", 21),                # right
+        ("40", 20),                # off by one: the nearest "40" (21), not the second (34)
+        ("40", 37),                # off by three, nearest is the second one (34)
+        (" 40 patients", 21),      # leading space, start at the trimmed text (COVID-QA's case)
+        ("a placebo ", 46),        # trailing space, at its place: trimmed only
+        ("2 weeks", 58)))          # off by four
+    found = [(r["answers"]["text"][0], r["answers"]["answer_start"][0]) for r in records]
+    assert found == [("40", 21), ("40", 21), ("40", 34), ("40 patients", 21),
+                     ("a placebo", 46), ("2 weeks", 62)]
+    for text, start in found:
+        assert CONTEXT[start : start + len(text)] == text
+    assert (report.repaired, report.trimmed) == (4, 1)
+    assert "repaired 4 answer offsets (text up to 5 characters from answer_start); trimmed " \
+           "spaces around 1 answers" in str(report)
+    assert data.locate_answer(CONTEXT, "40", 21 + 6) is None  # six off: too far
+
+
+def test_squad_refuses_answers_nowhere_near_with_the_count_and_the_first_case():
+    with pytest.raises(CourseError) as excinfo:  # "40" at 28 is 7 and 6 from the two "40"s
+        data.parse_squad(_qa_file(("40", 21), ("placebo", 20), ("fifty", 3), ("40", 28)),
+                         source="qa.json")
+    message = str(excinfo.value)
+    assert "\n" not in message
+    assert message == ("qa.json: 3 answers are not within 5 characters of answer_start; first: "
+                       "article 0 paragraph 0 question q1: answer 'placebo' is not at "
+                       "answer_start 20 (found ' 40 pat')")
+
+
+def test_load_dataset_repairs_biomedical_qa_files_and_says_so(tmp_path, capsys):
+    folder = tmp_path / "covid_qa"
+    folder.mkdir()
+    source = json.loads((DATA_DIR / "covid_qa" / "COVID-QA.json").read_text())
+    shifted = 0
+    for article in source["data"]:
+        for paragraph in article["paragraphs"]:
+            for q in paragraph["qas"]:
+                for answer in q["answers"][:1]:
+                    if answer["answer_start"] > 0 and shifted < 3:
+                        answer["answer_start"] -= 1  # off by one, as in the real release
+                        shifted += 1
+    (folder / "COVID-QA.json").write_text(json.dumps(source))
+    dsd = data.load_dataset("biomedical_qa", source="files", data_dir=tmp_path)
+    assert dsd.report.repaired == shifted == 3
+    assert "repaired 3 answer offsets" in capsys.readouterr().out
+    for split in dsd.values():
+        for context, answers in zip(split["context"], split["answers"]):
+            for text, start in zip(answers["text"], answers["answer_start"]):
+                assert context[start : start + len(text)] == text
+
 # ------------------------------------------------------------------ bad input
 def _write(path: Path, content) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -133,27 +197,28 @@ BAD_INPUTS = [
     ("fpb", "empty.txt", "\n\n", ["no 'SENTENCE@label' lines"]),
     ("fpb", "utf16.txt", "Sales rose@positive\n".encode("utf-16"), ["NUL bytes"]),
     ("finance_csv", "missing.csv", None, ["not found"]),
-    ("finance_csv", "no_label.csv", "sentence,topic\nSales rose,earnings\n", ["missing column label"]),
+    ("finance_csv", "no_label.csv", "sentence,topic\nSales rose,earnings\n",
+     ["missing column 'label'"]),
     ("finance_csv", "empty_text.csv", FINANCE_CSV_HEADER + "Sales rose,positive,earnings\n"
-     " ,neutral,deals\n", ["row 3", "empty sentence"]),
+     " ,neutral,deals\n", ["row 2", "empty sentence"]),
     ("finance_csv", "bad_label.csv", FINANCE_CSV_HEADER + "Sales rose,bullish,earnings\n",
-     ["row 2", "'bullish'"]),
+     ["row 1", "'bullish'"]),
     ("finance_csv", "bad_topic.csv", FINANCE_CSV_HEADER + "Sales rose,positive,weather\n",
-     ["row 2", "'weather'"]),
+     ["row 1", "'weather'"]),
     ("finance_csv", "latin1.csv", (FINANCE_CSV_HEADER + "Myynti kasvoi Hämeessä,positive,"
                                    "earnings\n").encode("latin-1"), ["not valid utf-8", "byte"]),
     ("finance_csv", "header_only.csv", FINANCE_CSV_HEADER, ["no rows"]),
     ("medical", "missing.csv", None, ["not found"]),
     ("medical", "no_abstract.csv", "condition_label,abstract\n1,Tumour grew.\n",
-     ["missing column medical_abstract"]),
+     ["missing column 'medical_abstract'"]),
     ("medical", "semicolons.csv", "condition_label;medical_abstract\n1;Tumour grew.\n",
-     ["missing column", "found condition_label;medical_abstract"]),
+     ["missing column", "found: condition_label;medical_abstract"]),
     ("medical", "empty_text.csv", "condition_label,medical_abstract\n1,Tumour grew.\n2,\n",
-     ["row 3", "empty medical_abstract"]),
+     ["row 2", "empty medical_abstract"]),
     ("medical", "label_6.csv", "condition_label,medical_abstract\n6,Tumour grew.\n",
-     ["row 2", "'6'", "1-5"]),
+     ["row 1", "'6'", "1-5"]),
     ("medical", "label_name.csv", "condition_label,medical_abstract\nneoplasms,Tumour grew.\n",
-     ["row 2", "'neoplasms'"]),
+     ["row 1", "'neoplasms'"]),
     ("medical", "latin1.csv", "condition_label,medical_abstract\n1,Tumour in Sjögren\n"
      .encode("latin-1"), ["not valid utf-8"]),
     ("medical", "utf16.csv", "condition_label,medical_abstract\n1,Tumour grew.\n"
@@ -169,8 +234,10 @@ BAD_INPUTS = [
      '"qas": []}]}]}', ["no questions"]),
     ("squad", "no_id.json", _squad(id=""), ["no id"]),
     ("squad", "empty_question.json", _squad(question="  "), ["no question text"]),
-    ("squad", "wrong_start.json", _squad(answer={"text": "40", "answer_start": 20}),
-     ["question q1", "not at answer_start 20"]),
+    ("squad", "far_start.json", _squad(answer={"text": "40", "answer_start": 2}),
+     ["1 answer is not within 5 characters", "question q1", "not at answer_start 2"]),
+    ("squad", "not_in_context.json", _squad(answer={"text": "fifty", "answer_start": 21}),
+     ["1 answer is not within", "'fifty'"]),
     ("squad", "start_not_int.json", _squad(answer={"text": "40", "answer_start": "21"}),
      ["integer 'answer_start'"]),
     ("squad", "no_answers.json", _squad(answers=[]), ["no answers", "is_impossible"]),
@@ -333,7 +400,7 @@ def test_no_text_in_two_splits_for_every_dataset_and_source(name, source, hub_st
         titles = {k: set(v["title"]) for k, v in dsd.items()}
         assert not titles["train"] & titles["test"] and not titles["train"] & titles["validation"]
     # same columns and label names whatever the source
-    assert dsd["train"].features == data._features(name)
+    assert dsd["train"].features == sources._features(name)
     if name in ("finance", "medical", "pubmedqa"):
         labels = {"finance": data.FINANCE_LABELS, "medical": data.MEDICAL_LABELS,
                   "pubmedqa": data.PUBMEDQA_LABELS}[name]
@@ -363,13 +430,13 @@ def test_auto_order_files_then_hub_then_bundled(hub_standin, monkeypatch, capsys
     assert data.load_dataset("medical", verbose=False).source.startswith("files")
     monkeypatch.delenv("COURSE_DATA_DIR")
     assert data.load_dataset("medical", verbose=False).source.startswith("hub")
-    monkeypatch.setattr(data, "hub_reachable", lambda: False)
+    monkeypatch.setattr(settings, "hub_reachable", lambda: False)
     dsd = data.load_dataset("finance")
     assert dsd.source.startswith("bundled")
     assert "fell back to the bundled sample (COURSE_DATA_DIR is not set; the Hub is " \
            "unreachable)" in capsys.readouterr().out
     monkeypatch.setenv("COURSE_PROFILE", "quick")  # the quick profile never asks the Hub
-    monkeypatch.setattr(data, "hub_reachable", lambda: pytest.fail("Hub asked"))
+    monkeypatch.setattr(settings, "hub_reachable", lambda: pytest.fail("Hub asked"))
     assert data.load_dataset("finance").source.startswith("bundled")
     assert "note" not in capsys.readouterr().out
     # COURSE_DATA_DIR set but without this dataset: say so, then use the sample
@@ -388,21 +455,21 @@ def test_hub_failures(hub_standin, monkeypatch, tmp_path):
     def broken(repo_id, config=None):
         raise ConnectionError("connection reset")
 
-    monkeypatch.setattr(data, "hub_dataset", broken)
+    monkeypatch.setattr(sources, "hub_dataset", broken)
     with pytest.raises(CourseError, match="the Hub failed .ConnectionError: connection reset"):
         data.load_dataset("medical", source="hub", verbose=False)
     # a zip without the wanted file names the file that is missing
     empty_zip = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty_zip, "w") as archive:
         archive.writestr("README.txt", "nothing here")
-    monkeypatch.setattr(data, "hub_file", lambda repo, filename: empty_zip)
+    monkeypatch.setattr(sources, "hub_file", lambda repo, filename: empty_zip)
     with pytest.raises(CourseError, match="no Sentences_AllAgree.txt in the zip"):
         data.load_dataset("finance", source="hub", verbose=False)
 
 
 def test_medical_hub_rows_with_zero_based_labels():
     rows = [{"condition_label": i % 5, "medical_abstract": f"abstract {i}"} for i in range(10)]
-    records, _ = data._medical_from_rows(rows)
+    records, _ = formats.medical_from_rows(rows, "hub:x")
     assert records[0]["label"] == "neoplasms" and records[4]["label"] == data.MEDICAL_LABELS[4]
 
 
@@ -413,7 +480,14 @@ def test_class_weights_and_oversample():
     np.testing.assert_allclose(weights, [100 / 30, 100 / 90, 100 / 180])
     counts = np.bincount(labels) * weights
     np.testing.assert_allclose(counts, counts[0])  # every class carries the same total weight
-    assert data.class_weights([0, 0, 2], 3)[1] == 0.0
+    assert data.class_weights([0, 0, 2], 3)[1] == 0.0  # absent class: 0 (nothing to balance)
+    from sklearn.utils.class_weight import compute_class_weight
+
+    np.testing.assert_allclose(data.class_weights(torch.tensor(labels)),
+                               compute_class_weight("balanced", classes=np.arange(3), y=labels))
+    for bad, words in [([], "no labels"), ([0, 1.5], "class ids"), ([0, 3], "0..2")]:
+        with pytest.raises(CourseError, match=words):
+            data.class_weights(bad, 3)
 
     import datasets
 

@@ -36,6 +36,22 @@ def _pubmedqa_dir():
     return folder
 
 
+def _covid_qa_file():
+    path = SHARED / "covid_qa" / "covid_qa_part_a.json"
+    if not path.is_file():
+        pytest.skip("covid_qa is not in ../shared/datasets")
+    return path
+
+
+# COVID-QA, half of the 2020-04-23 release (../shared/datasets/README.md): 49 articles and
+# 820 questions, one answer each. 177 answers sit 1-3 characters from their answer_start
+# (139 of them because the text starts with a space the offset skips); 134 more are at their
+# offset with spaces around the text. 11 questions are asked 2-3 times about the same
+# article with different answers: all 25 copies are dropped, leaving 795 questions.
+COVID_QA = {"articles": 49, "questions": 820, "answers": 820, "repaired": 177, "trimmed": 134,
+            "conflicts": 25, "kept": 795}
+
+
 @pytest.mark.parametrize("agreement", list(FPB_COUNTS))
 def test_fpb_counts_per_agreement_level(agreement):
     folder = _fpb_dir()
@@ -96,3 +112,33 @@ def test_pubmedqa_has_1000_questions_and_the_official_500_test_ids():
     assert set(data.check_no_leakage(dsd, data.LEAKAGE_COLUMNS["pubmedqa"]).values()) == {0}
     # the published majority baseline: 55.2% "yes" on the test split
     assert round(data.label_counts(dsd["test"])["yes"] / 500, 3) == 0.552
+
+
+def test_covid_qa_loads_with_its_shifted_answers_repaired():
+    path = _covid_qa_file()
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    questions = [q for a in raw["data"] for p in a["paragraphs"] for q in p["qas"]]
+    assert (len(raw["data"]), len(questions), sum(len(q["answers"]) for q in questions)) == \
+        (COVID_QA["articles"], COVID_QA["questions"], COVID_QA["answers"])
+    records, report = data.parse_squad(path)
+    print(f"\n{report}")
+    assert (report.read, report.repaired, report.trimmed, report.conflicts, report.kept) == \
+        tuple(COVID_QA[k] for k in ("questions", "repaired", "trimmed", "conflicts", "kept"))
+    assert len(records) == COVID_QA["kept"]
+    assert len({r["title"] for r in records}) == COVID_QA["articles"]
+    for r in records:
+        for text, start in zip(r["answers"]["text"], r["answers"]["answer_start"]):
+            assert text == text.strip() and r["context"][start : start + len(text)] == text
+
+
+def test_covid_qa_splits_keep_each_article_on_one_side():
+    _covid_qa_file()
+    dsd = data.load_dataset("biomedical_qa", source="files", data_dir=SHARED, verbose=False)
+    assert dsd.report.repaired == COVID_QA["repaired"]
+    assert sum(len(split) for split in dsd.values()) == COVID_QA["kept"]
+    titles = {name: set(split["title"]) for name, split in dsd.items()}
+    assert not titles["train"] & titles["validation"]
+    assert not titles["train"] & titles["test"]
+    assert not titles["validation"] & titles["test"]
+    assert len(set().union(*titles.values())) == COVID_QA["articles"]
+    assert set(data.check_no_leakage(dsd, data.LEAKAGE_COLUMNS["biomedical_qa"]).values()) == {0}

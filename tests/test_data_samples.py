@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from course_lib import data
+from course_lib import data, settings
 
-DATA = Path(data.settings.DATA_DIR)
+DATA = Path(settings.DATA_DIR)
 MAX_REPEATED_5GRAMS = 0.05  # hand-written samples: 0.4-2.2%; templated text: > 30%
 MAX_NEAR_DUPLICATES = 0.02  # share of texts with a near twin (word-trigram Jaccard >= 0.5)
 

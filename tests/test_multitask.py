@@ -112,6 +112,19 @@ def test_masked_loss_uses_each_head_only_on_its_labels():
     assert model.heads["sentiment"].linear.weight.grad.abs().sum() > 0
 
 
+def test_heads_come_from_the_seed_and_leave_the_global_stream_alone():
+    """Regression (issue 14, item 8): the constructor reseeded the global RNG to 42."""
+    first, second = tiny_encoder(), tiny_encoder()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = multitask.MultiTaskModel(first, TASKS, pooling="attention", seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+    b = multitask.MultiTaskModel(second, TASKS, pooling="attention", seed=5)
+    for task in TASKS:
+        torch.testing.assert_close(a.heads[task].linear.weight, b.heads[task].linear.weight)
+    torch.testing.assert_close(a.pooling.score.weight, b.pooling.score.weight)
+
+
 def test_model_rejects_unknown_inputs_and_weights():
     model = multitask.MultiTaskModel(tiny_encoder(), TASKS)
     ids = torch.randint(5, 100, (2, 4))

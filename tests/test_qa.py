@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from course_lib import qa
+from course_lib.cli import qa_command
 from course_lib.metrics import squad_scores
 from course_lib.settings import CourseError
 
@@ -246,7 +247,9 @@ def tiny_squad(tmp_path_factory):
 
 def _args(train, eval_, out, **overrides):
     values = dict(train=train, eval=eval_, model=None, epochs=1, lr=1e-3, batch_size=8,
-                  max_length=64, doc_stride=16, seed=0, strategy="full", output_dir=out)
+                  max_length=64, doc_stride=16, seed=0, strategy="full", output_dir=out,
+                  negative_share=None, top_k=None, retriever=None, save_every=None,
+                  resume=False)
     values.update(overrides)
     return Namespace(**values)
 
@@ -259,20 +262,52 @@ def test_predict_logits_batches_every_window_in_order(tiny_qa_model, tokenizer):
                example("Who?", SENTENCES[0], "The trial", "b")]
     features = qa.prepare_features(records, tokenizer, max_length=48, stride=12, labels=False)
     start, end = qa.predict_logits(model, features, batch_size=3)
-    assert start.shape == end.shape == (len(features), max(map(len, features.offsets)))
+    assert len(start) == len(end) == len(features)
+    # each window comes back at its own length: nothing padded to mask out
+    assert [len(s) for s in start] == [len(o) for o in features.offsets]
     import torch
 
-    with torch.no_grad():  # window 0 alone gives the same scores as in the batch
-        one = model(**{k: torch.tensor([features.dataset[0][k]])
+    with torch.no_grad():  # the last window alone gives the same scores as in the batch
+        last = len(features) - 1
+        one = model(**{k: torch.tensor([features.dataset[last][k]])
                        for k in ("input_ids", "token_type_ids", "attention_mask")})
-    n = len(features.offsets[0])
-    np.testing.assert_allclose(start[0, :n], one.start_logits[0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(start[last], one.start_logits[0].numpy(), atol=1e-4)
+    # ragged rows and a padded array post-process to the same answers
+    width = max(len(s) for s in start)
+    padded = [np.pad(s, (0, width - len(s)), constant_values=-1e4) for s in start]
+    padded_end = [np.pad(e, (0, width - len(e)), constant_values=-1e4) for e in end]
+    assert qa.texts(qa.postprocess(features, start, end)) == qa.texts(
+        qa.postprocess(features, np.stack(padded), np.stack(padded_end)))
     assert qa.answer(model, tokenizer, "Who?", SENTENCES[0], max_length=48)["text"] is not None
+
+
+def test_predict_logits_goes_through_the_one_inference_runner(tiny_qa_model, tokenizer,
+                                                              monkeypatch):
+    """Issue 14: one batched, length-sorted runner; QA asks it for per-window sequences."""
+    from transformers import AutoModelForQuestionAnswering
+
+    from course_lib import training
+
+    calls = []
+    real = training.batched_outputs
+
+    def spy(model, dataset, **kwargs):
+        calls.append(kwargs)
+        return real(model, dataset, **kwargs)
+
+    monkeypatch.setattr(training, "batched_outputs", spy)
+    model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
+    features = qa.prepare_features([example("Who?", CONTEXT)], tokenizer, max_length=48,
+                                   stride=12, labels=False)
+    qa.predict_logits(model, features)
+    assert len(calls) == 1
+    assert set(calls[0]["sequence_outputs"]) == {"start_logits", "end_logits"}
 
 
 def test_question_answering_pipeline_reads_every_window(tiny_qa_model, tokenizer):
     from transformers import AutoModelForQuestionAnswering, pipeline
 
+    qa.register_pipeline()
     reader = pipeline("question-answering", model=str(tiny_qa_model))
     assert isinstance(reader, qa.QuestionAnsweringPipeline)
     result = reader(question="What was the median age?", context=CONTEXT, max_length=48,
@@ -293,7 +328,7 @@ def test_run_qa_command_writes_metrics_and_a_pipeline_model(tiny_squad, tiny_qa_
     from transformers import pipeline
 
     out = tmp_path / "run"
-    metrics = qa.run_qa_command(_args(tiny_squad, tiny_squad, out, model=str(tiny_qa_model),
+    metrics = qa_command.run_qa_command(_args(tiny_squad, tiny_squad, out, model=str(tiny_qa_model),
                                       strategy=strategy))
     saved = json.loads((out / "metrics.json").read_text())
     for key in ("exact_match", "f1", "train_seconds", "trainable_params", "total_params",
@@ -308,6 +343,8 @@ def test_run_qa_command_writes_metrics_and_a_pipeline_model(tiny_squad, tiny_qa_
     assert metrics["f1"] == saved["f1"] and 0 <= saved["exact_match"] <= 100
     assert not (out / "model.tmp").exists()
     assert (out / "model" / "README.md").is_file()  # the model card
+    assert "register_pipeline()" in (out / "model" / "README.md").read_text()
+    qa.register_pipeline()
     reader = pipeline("question-answering", model=str(out / "model"))
     result = reader(question="What was the median age?", context=CONTEXT)
     assert isinstance(result["answer"], str) and 0 <= result["start"] <= len(CONTEXT)
@@ -315,13 +352,13 @@ def test_run_qa_command_writes_metrics_and_a_pipeline_model(tiny_squad, tiny_qa_
 
 def test_run_qa_command_rejects_adapters(tiny_squad, tmp_path):
     with pytest.raises(CourseError, match="--strategy adapters"):
-        qa.run_qa_command(_args(tiny_squad, tiny_squad, tmp_path / "out", strategy="adapters"))
+        qa_command.run_qa_command(_args(tiny_squad, tiny_squad, tmp_path / "out", strategy="adapters"))
 
 
 @pytest.mark.slow
 def test_run_qa_command_with_the_packaged_backbone(tiny_squad, tmp_path):
     out = tmp_path / "run"
-    metrics = qa.run_qa_command(_args(tiny_squad, tiny_squad, out, lr=1e-4))
+    metrics = qa_command.run_qa_command(_args(tiny_squad, tiny_squad, out, lr=1e-4))
     assert metrics["trainable_params"] == metrics["total_params"] > 20_000_000
     assert (out / "model" / "model.safetensors").is_file()
 
@@ -330,7 +367,7 @@ def _broken_files(tmp_path):
     good = {"data": [{"title": "x", "paragraphs": [{"context": "Dose was 20 mg.", "qas": [
         {"id": "1", "question": "Dose?", "answers": [{"text": "20 mg", "answer_start": 9}]}]}]}]}
     shifted = json.loads(json.dumps(good))
-    shifted["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 3
+    shifted["data"][0]["paragraphs"][0]["qas"][0]["answers"][0]["answer_start"] = 0
     files = {"good.json": json.dumps(good), "malformed.json": '{"data": [ {"title": ',
              "notsquad.json": json.dumps({"rows": []}), "shifted.json": json.dumps(shifted)}
     for name, text in files.items():
@@ -340,7 +377,7 @@ def _broken_files(tmp_path):
 
 @pytest.mark.parametrize("name, message", [
     ("missing.json", "file not found"), ("malformed.json", "malformed JSON"),
-    ("notsquad.json", "not SQuAD format"), ("shifted.json", "not at answer_start")])
+    ("notsquad.json", "not SQuAD format"), ("shifted.json", "answer_start")])
 def test_run_qa_command_rejects_bad_input_before_touching_the_model(tmp_path, name, message):
     folder = _broken_files(tmp_path)
     out = tmp_path / "out"
@@ -349,16 +386,119 @@ def test_run_qa_command_rejects_bad_input_before_touching_the_model(tmp_path, na
     for train, eval_ in ((folder / name, folder / "good.json"),
                          (folder / "good.json", folder / name)):
         with pytest.raises(CourseError, match=message):
-            qa.run_qa_command(_args(train, eval_, out))
+            qa_command.run_qa_command(_args(train, eval_, out))
     assert (out / "model" / "config.json").read_text() == "{}"
     assert not (out / "metrics.json").exists()
 
 
 @pytest.mark.parametrize("option, value, message", [
     ("epochs", 0, "--epochs"), ("lr", -1.0, "--lr"), ("batch_size", 0, "--batch-size"),
-    ("max_length", 4096, "--max-length")])
+    ("max_length", 16, "--max-length 16: must be at least 32"),
+    ("max_length", 4096, "--max-length 4096: this model reads at most 512 tokens"),
+    ("negative_share", 1.5, "--negative-share"), ("top_k", -1, "--top-k"),
+    ("doc_stride", 40, "--doc-stride 40")])
 def test_run_qa_command_rejects_bad_options(tmp_path, option, value, message):
     folder = _broken_files(tmp_path)
     args = _args(folder / "good.json", folder / "good.json", tmp_path / "out", **{option: value})
     with pytest.raises(CourseError, match=message):
-        qa.run_qa_command(args)
+        qa_command.run_qa_command(args)
+
+
+# ------------------------------------------------- registration, recipe, resume
+def test_importing_the_library_leaves_transformers_question_answering_alone():
+    """Regression (issue 14 item 13): importing course_lib.qa used to register the
+    course's pipeline over transformers' question-answering task. Now only an explicit
+    register_pipeline() does."""
+    import subprocess
+    import sys
+
+    code = ("import course_lib, course_lib.qa, course_lib.cli.qa_command\n"
+            "from course_lib.qa import QuestionAnsweringPipeline\n"
+            "from transformers import pipelines\n"
+            "task = 'question-answering'\n"
+            "assert task in pipelines.REMOVED_TASKS, 'import changed REMOVED_TASKS'\n"
+            "assert task not in pipelines.PIPELINE_REGISTRY.get_supported_tasks(), 'registered'\n"
+            "course_lib.qa.register_pipeline()\n"
+            "assert task in pipelines.PIPELINE_REGISTRY.get_supported_tasks()\n"
+            "print('ok')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-1500:]
+
+
+def test_the_recipe_follows_the_context_length_and_says_why():
+    short, line = qa_command.choose_recipe(150.0)
+    assert short == qa_command.SHORT and short.top_k == 0 and short.negative_share == 1.0
+    assert line.startswith("recipe: short contexts (median context 150 tokens <= 1,000)")
+    assert "every window read" in line and "every window trained" in line
+    long, line = qa_command.choose_recipe(5194.0)
+    assert long == qa_command.LONG
+    assert long.top_k > 0 and long.negative_share < 1 and long.max_length <= 384
+    assert line.startswith("recipe: long contexts (median context 5,194 tokens > 1,000)")
+    assert f"top {long.top_k} windows" in line and "set by you" not in line
+    given = Namespace(max_length=128, doc_stride=None, negative_share=None, top_k=0,
+                      epochs=None)
+    mine, line = qa_command.choose_recipe(5194.0, given)
+    assert (mine.max_length, mine.top_k) == (128, 0) and mine.stride <= 128 // 4
+    assert "every window read" in line and "set by you: --max-length, --top-k" in line
+
+
+def test_resume_continues_an_interrupted_qa_run_to_the_same_weights(tiny_squad, tiny_qa_model,
+                                                                    tmp_path, monkeypatch):
+    """``--save-every 1`` keeps a checkpoint after each step; a run stopped after step 2
+    and resumed with ``--resume`` ends with the weights of a run never stopped."""
+    from safetensors.torch import load_file
+
+    from course_lib.training import Callback
+
+    options = dict(model=str(tiny_qa_model), epochs=2, batch_size=2, save_every=1)
+    whole = tmp_path / "whole"
+    qa_command.run_qa_command(_args(tiny_squad, tiny_squad, whole, **options))
+    assert not (whole / "checkpoints").exists()  # a finished run keeps only its results
+
+    class StopAfterTwoSteps(Callback):
+        def on_step_end(self, trainer, step):
+            if step == 2:
+                raise KeyboardInterrupt
+
+    real_plan = qa_command._strategy_plan
+
+    def interrupted_plan(*args, **kwargs):
+        plan = real_plan(*args, **kwargs)
+        plan.callbacks = [*plan.callbacks, StopAfterTwoSteps()]
+        return plan
+
+    stopped = tmp_path / "stopped"
+    monkeypatch.setattr(qa_command, "_strategy_plan", interrupted_plan)
+    with pytest.raises(KeyboardInterrupt):
+        qa_command.run_qa_command(_args(tiny_squad, tiny_squad, stopped, **options))
+    assert list((stopped / "checkpoints").glob("step-*")) and not (stopped / "model").exists()
+    monkeypatch.setattr(qa_command, "_strategy_plan", real_plan)
+    metrics = qa_command.run_qa_command(_args(tiny_squad, tiny_squad, stopped, resume=True,
+                                              **options))
+    a = load_file(str(whole / "model" / "model.safetensors"))
+    b = load_file(str(stopped / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert np.allclose(a[key].numpy(), b[key].numpy(), atol=1e-6), key
+    assert metrics == json.loads((stopped / "metrics.json").read_text())
+    assert not (stopped / "checkpoints").exists()
+
+
+def test_long_contexts_get_the_long_recipe_end_to_end(tiny_qa_model, tmp_path, capsys):
+    """Articles of thousands of tokens: fewer windows train, retrieval picks what is read."""
+    from test_longdocs import long_article_squad
+
+    train = long_article_squad(tmp_path / "train.json", seed=0)
+    test = long_article_squad(tmp_path / "test.json", seed=1)
+    metrics = qa_command.run_qa_command(_args(train, test, tmp_path / "run",
+                                              model=str(tiny_qa_model), max_length=128,
+                                              doc_stride=None))
+    printed = capsys.readouterr().out
+    assert printed.startswith("recipe: long contexts (median context")
+    assert "set by you: --max-length, --epochs" in printed.splitlines()[0]
+    assert metrics["recipe"] == "long contexts" and metrics["top_k"] == qa_command.LONG.top_k
+    assert metrics["train_windows"] < metrics["all_train_windows"]
+    assert metrics["eval_windows_read"] <= metrics["top_k"] * metrics["eval_examples"]
+    assert metrics["eval_windows_read"] < metrics["eval_windows"]
+    assert 0 <= metrics["retrieval_recall"] <= 1 and metrics["retrieval_seconds"] >= 0

@@ -13,10 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CONTEXT = "The drug lowered systolic pressure by 12 mmHg. Headache was the most common effect."
 
-pytestmark = pytest.mark.skipif(not (ROOT / "course_lib" / "cli.py").is_file(),
-                                reason="course_lib/cli.py (the command line) is not there yet")
-
-
 def squad(answer_start: int = CONTEXT.index("12 mmHg")) -> dict:
     return {"version": "v2.0", "data": [{"title": "trial", "paragraphs": [{
         "context": CONTEXT,
@@ -55,8 +51,8 @@ def files(tmp_path):
     ("missing", "eval", "file not found"),
     ("malformed", "train", "malformed JSON"),
     ("no_data", "eval", "not SQuAD format"),
-    ("shifted", "train", "not at answer_start"),
-    ("shifted", "eval", "not at answer_start"),
+    ("shifted", "train", "answer_start"),
+    ("shifted", "eval", "answer_start"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, files, which, side, message):
     train = files[which] if side == "train" else files["good"]
@@ -76,6 +72,9 @@ def test_qa_command_end_to_end(tmp_path, files, tiny_qa_model):
                     "--epochs", "1", "--max-length", "64", "--doc-stride", "16")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
+    recipe = [line for line in result.stdout.splitlines() if line.startswith("recipe:")]
+    assert len(recipe) == 1 and recipe[0].startswith("recipe: short contexts (median context")
+    assert "every window read" in recipe[0] and "set by you: --max-length, --doc-stride" in recipe[0]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert {"exact_match", "f1", "train_seconds", "trainable_params", "total_params",
             "strategy", "model", "train_examples"} <= set(metrics)
@@ -84,14 +83,16 @@ def test_qa_command_end_to_end(tmp_path, files, tiny_qa_model):
     assert "question-answering" in card and "course_lib qa" in card
     from transformers import pipeline
 
-    import course_lib.qa  # noqa: F401  (registers the question-answering pipeline)
+    from course_lib.qa import register_pipeline
 
+    register_pipeline()  # what the model card says to run first
+    assert "register_pipeline()" in card
     reader = pipeline("question-answering", model=str(tmp_path / "out" / "model"))
     assert isinstance(reader(question="What fell?", context=CONTEXT)["answer"], str)
 
 
 def test_bad_strategy_and_stride_are_one_line(tmp_path, files):
-    for extra, message in ((["--strategy", "adapters"], "--strategy adapters"),
+    for extra, message in ((["--strategy", "adapters"], "--strategy: invalid choice: 'adapters'"),
                            (["--max-length", "64", "--doc-stride", "40"], "--doc-stride 40")):
         result = run_qa(tmp_path, files["good"], files["good"], *extra)
         assert result.returncode == 2

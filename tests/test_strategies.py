@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification
 
 from course_lib import strategies as S
 from course_lib.settings import CourseError, seed_everything
@@ -23,13 +26,22 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def tiny_config(**kwargs) -> BertConfig:
+    return BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
+                      num_attention_heads=2, intermediate_size=64, max_position_embeddings=64,
+                      **kwargs)
+
+
 def tiny_model(labels=LABELS, seed: int = 0) -> BertForSequenceClassification:
-    config = BertConfig(vocab_size=100, hidden_size=HIDDEN, num_hidden_layers=LAYERS,
-                        num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=64, num_labels=len(labels), id2label=labels,
-                        label2id={v: k for k, v in labels.items()})
+    config = tiny_config(num_labels=len(labels), id2label=labels,
+                         label2id={v: k for k, v in labels.items()})
     seed_everything(seed)
     return BertForSequenceClassification(config).eval()
+
+
+def tiny_qa_model(seed: int = 0) -> BertForQuestionAnswering:
+    seed_everything(seed)
+    return BertForQuestionAnswering(tiny_config()).eval()
 
 
 def batch(n: int = 4, length: int = 9) -> dict[str, torch.Tensor]:
@@ -116,13 +128,29 @@ def test_frozen_weights_do_not_move_in_training():
 # --------------------------------------------------------------- layer-wise
 def test_layerwise_groups_decay_from_the_top():
     model = tiny_model()
-    groups = S.layerwise_param_groups(model, lr=1e-3, decay=0.5)
-    lr_of = {g["name"]: g["lr"] for g in groups}
-    assert lr_of == {"head": 1e-3, "layer 1": 1e-3, "layer 0": 5e-4, "embeddings": 2.5e-4}
+    groups = S.layerwise_param_groups(model, decay=0.5)
+    scale_of = {g["name"]: g["lr_scale"] for g in groups}
+    assert scale_of == {"head": 1.0, "layer 1": 1.0, "layer 0": 0.5, "embeddings": 0.25}
+    assert not any("lr" in g for g in groups)  # the rate itself comes from the config
     ids = [id(p) for g in groups for p in g["params"]]
     assert len(ids) == len(set(ids)) == len(list(model.parameters()))
     no_decay = [g for g in groups if g["weight_decay"] == 0.0]
     assert all(p.ndim == 1 for g in no_decay for p in g["params"])
+
+
+def test_layerwise_follows_the_configured_learning_rate():
+    """Regression (issue 14, item 5): the strategy's own 3e-4 peak won over learning_rate,
+    so a learner who set 2e-5 for bert-base trained at 15 times that."""
+    plan = S.apply_strategy(tiny_model(), "layerwise", decay=0.5, gradual=False)
+    config = TrainingConfig(learning_rate=2e-5, max_steps=1, batch_size=8, schedule="constant",
+                            warmup_ratio=0.0, eval_every=None, progress=False, verbose=False)
+    trainer = Trainer(plan.model, config, train_dataset=rows(), param_groups=plan.param_groups)
+    trainer.train()
+    lr_of = {g["name"]: g["lr"] for g in trainer.optimizer.param_groups}
+    assert lr_of == pytest.approx({"head": 2e-5, "layer 1": 2e-5, "layer 0": 1e-5,
+                                   "embeddings": 5e-6})
+    with pytest.raises(CourseError, match="takes no lr"):
+        S.apply_strategy(tiny_model(), "layerwise", lr=3e-4)
 
 
 class FakeTrainer:
@@ -156,7 +184,7 @@ def test_gradual_unfreezing_per_epoch_keeps_embeddings_frozen():
 
 def test_layerwise_plan_trains_with_the_trainer():
     model = tiny_model()
-    plan = S.apply_strategy(model, "layerwise", lr=1e-2, decay=0.8)
+    plan = S.apply_strategy(model, "layerwise", decay=0.8)
     embeddings = S.base_model(model).embeddings.word_embeddings.weight.detach().clone()
     trainer = Trainer(plan.model, TrainingConfig(epochs=2, batch_size=4, learning_rate=1e-2,
                                                  eval_every=None, progress=False,
@@ -270,6 +298,53 @@ def test_lora_counts_and_merged_save(tmp_path):
     assert torch.allclose(logits(again), expected, atol=1e-5)
 
 
+def qa_logits(model) -> torch.Tensor:
+    with torch.no_grad():
+        out = model.eval()(**batch())
+    return torch.stack([out.start_logits, out.end_logits])
+
+
+def test_lora_for_question_answering_trains_and_saves_its_head(tmp_path):
+    """Regression (issue 14, item 4): ``modules_to_save=["classifier"]`` missed
+    ``qa_outputs``: the QA head stayed frozen at its random start and save_adapter wrote
+    no head weights, so a reloaded adapter answered with another random head."""
+    from safetensors import safe_open
+
+    plan = S.apply_strategy(tiny_qa_model(), "lora", r=4, seed=3)
+    trained = [n for n, p in plan.model.named_parameters() if p.requires_grad]
+    assert any("qa_outputs" in n for n in trained)
+    assert plan.trainable == sum(p.numel() for p in plan.model.parameters() if p.requires_grad)
+    perturb(p for p in plan.model.parameters() if p.requires_grad)
+    expected = qa_logits(plan.model)
+    plan.save_adapter(tmp_path / "lora")
+    with safe_open(str(tmp_path / "lora" / "adapter_model.safetensors"), "pt") as saved:
+        assert any("qa_outputs" in key for key in saved.keys())
+
+    fresh = tiny_qa_model()  # the same backbone, a head drawn anew
+    torch.nn.init.normal_(fresh.qa_outputs.weight, generator=torch.Generator().manual_seed(9))
+    again = S.load_adapter(fresh, tmp_path / "lora")
+    assert torch.allclose(qa_logits(again), expected, atol=1e-5)
+
+
+def test_new_weights_leave_the_global_random_streams_alone():
+    """Regression (issue 14, item 8): a seed for new weights reseeded every global stream,
+    so building a model mid-notebook reset dropout and shuffling."""
+    first, second, third = tiny_model(), tiny_model(), tiny_model()
+    torch.manual_seed(123)
+    random.seed(123)
+    np.random.seed(123)
+    states = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+    adapters = S.apply_strategy(first, "adapters", reduction=4, seed=7).model
+    lora = S.apply_strategy(second, "lora", r=4, seed=7).model
+    assert torch.equal(torch.get_rng_state(), states[0])
+    assert random.getstate() == states[1]
+    assert np.array_equal(np.random.get_state()[1], states[2])
+    again = S.apply_strategy(third, "adapters", reduction=4, seed=7).model
+    assert all(torch.equal(a.down.weight, b.down.weight)
+               for a, b in zip(S.adapters_of(adapters), S.adapters_of(again)))
+    assert any("lora_A" in n for n, _ in lora.named_parameters())
+
+
 def test_lora_seed_decides_the_new_weights():
     def a_matrix(seed):
         plan = S.apply_strategy(tiny_model(), "lora", seed=seed)
@@ -304,23 +379,3 @@ def test_full_plan_and_save_is_atomic(tmp_path):
         plan.save(tmp_path / "model", extra=crash)
     kept = AutoModelForSequenceClassification.from_pretrained(tmp_path / "model")
     assert torch.equal(logits(kept), good)  # the good folder is still there, whole
-
-
-# ------------------------------------------------------- cached frozen layers
-def test_top_layers_on_cached_states_match_the_whole_model():
-    model = tiny_model()
-    inputs = batch()
-    dataset = [{"input_ids": ids[m.bool()].tolist(), "attention_mask": m[m.bool()].tolist(),
-                "labels": 1} for ids, m in zip(inputs["input_ids"], inputs["attention_mask"])]
-    expected = logits(model, inputs)
-    states = S.cache_hidden_states(model, dataset)
-    assert len(states) == LAYERS + 1 and states[0][0].shape == (6, HIDDEN)
-    for k in range(LAYERS + 1):
-        examples = S.cached_examples(states, LAYERS - k, {"labels": [1] * len(dataset)})
-        top = S.TopLayers(model, k).eval()
-        for i, example in enumerate(examples):
-            with torch.no_grad():
-                out = top(example["hidden_states"][None], example["attention_mask"][None])
-            assert torch.allclose(out["logits"][0], expected[i], atol=1e-5), (k, i)
-    assert {id(p) for p in S.TopLayers(model, 1).parameters()} <= {
-        id(p) for p in model.parameters()}

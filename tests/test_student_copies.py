@@ -1,11 +1,12 @@
-"""Student copies (tools/make_student_copies.py) and the notebook checker (tools/check_notebooks.py).
+"""Student copies (tools/make_student_copies.py).
 
 - every notebook's exercises have solutions (cells tagged ``solution``);
 - the student copies contain none of them, only stubs that run;
 - a student copy runs top to bottom up to and including its first exercise stub
   (executed for the quick notebooks 00 and 01 by default, about a minute; set
-  COURSE_TEST_ALL_STUDENT_COPIES=1 to execute every notebook's copy);
-- the checker catches stray metadata and untagged solutions.
+  COURSE_TEST_ALL_STUDENT_COPIES=1 to execute every notebook's copy).
+
+The notebook checker and the Colab tool are tested in tests/test_notebook_checker.py.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ def _tool(name: str):
 
 
 students = _tool("make_student_copies")
-checker = _tool("check_notebooks")
 
 
 def _ids(paths):
@@ -131,62 +131,3 @@ def test_exercise_without_solution_is_an_error():
                 nbformat.v4.new_markdown_cell("## References")]
     with pytest.raises(students.ExerciseError, match="no cell tagged 'solution'"):
         students.student_copy(nb)
-
-
-def _skeleton_notebook():
-    cells = [
-        ("markdown", "[badge]", ["colab-badge"]),
-        ("markdown", "# 05 · Title\n\n**What you will learn**\n- x\n\n**Prerequisites:** 04."
-                     "\n\n**Runtime:** 1 min.", []),
-        ("code", "import sys", ["colab-setup"]),
-        ("code", "from course_lib import settings\ninfo = settings.setup_notebook(seed=42)", []),
-        ("markdown", "## 1. Idea", []),
-        ("markdown", "## Summary\n\n- done\n\n## Exercises\n\n1. Try it.", []),
-        ("code", "print(2)", ["solution"]),
-        ("markdown", "## References\n\n- a paper", []),
-    ]
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
-    count = 0
-    for kind, text, cell_tags in cells:
-        if kind == "code":
-            count += 1
-            cell = nbformat.v4.new_code_cell(text, execution_count=count)
-        else:
-            cell = nbformat.v4.new_markdown_cell(text)
-        if cell_tags:
-            cell.metadata["tags"] = cell_tags
-        nb.cells.append(cell)
-    return nb
-
-
-def test_checker_accepts_the_skeleton_and_catches_stray_metadata(tmp_path):
-    path = tmp_path / "05_title.ipynb"
-    nb = _skeleton_notebook()
-    nbformat.write(nb, path)
-    assert checker.check(path) == []
-    nb.metadata["widgets"] = {"state": {}}
-    nb.cells[3].metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00"}
-    nb.cells[6].metadata["tags"] = []  # the solution lost its tag
-    nb.cells[5].source = nb.cells[5].source.replace("## Summary", "## Recap")
-    nb.cells[1].source += "\n**Runtime:** about RUNTIME on 2 CPU cores; EPOCHS = EPOCHS_VALUE"
-    nbformat.write(nb, path)
-    problems = "\n".join(checker.check(path))
-    for expected in ("'widgets'", "stray metadata 'execution'", "without the 'solution' tag",
-                     "no '## Summary' section", "placeholder 'RUNTIME'"):
-        assert expected in problems
-
-
-def test_colab_cells_are_idempotent_and_keep_execution_counts():
-    colab = _tool("add_colab_setup")
-    nb = _skeleton_notebook()
-    del nb.cells[2], nb.cells[0]  # a notebook without the Colab cells
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.execution_count -= 1
-    assert colab.add_colab_cells(nb, "05_title.ipynb", "owner/course")
-    assert not colab.add_colab_cells(nb, "05_title.ipynb", "owner/course")
-    assert "owner/course/blob/main/notebooks/05_title.ipynb" in nb.cells[0].source
-    counts = [c.execution_count for c in nb.cells if c.cell_type == "code"]
-    assert counts == list(range(1, len(counts) + 1))
-    assert colab.add_colab_cells(nb, "05_title.ipynb", "other/course")  # refreshed in place
-    assert len(nb.cells) == len(_skeleton_notebook().cells)

@@ -9,7 +9,8 @@ tagged ``solution``). The student copy of each is written to ``--out`` with:
   ``...`` (which runs, so "Run all" does not stop at the first exercise). The hint is
   the solution's own ``# Hint:`` comment lines when it has some, otherwise the
   functions the solution calls, so the learner knows where to look;
-- the Colab badge removed (it links to the instructor copy, solutions included);
+- the Colab badge removed, when a notebook has one (tools/add_colab_setup.py adds it only
+  for the project's own repository; it links to the instructor copy, solutions included);
 - every other cell, and its stored outputs, unchanged.
 
 Copies are generated, never edited by hand (nbdev's rule), and never committed
