@@ -22,9 +22,12 @@ each of the four, with ``--threads`` threads (2: the course's laptop):
 
 Target (issue 17): ONNX int8 at least 2x PyTorch fp32's batched throughput with at
 most 0.5 accuracy points lost. Results go to ``benchmarks/results/inference.md``
-(+ ``.json``; ``--out NAME`` for another name). The four variants are timed in turn, pass by pass (best of
-``--rounds``), so other work on the machine slows them alike; the load average at
-each pass is in the .json.
+(+ ``.json``; ``--out NAME`` for another name). Each variant runs alone, after a
+2 s pause (idle PyTorch and onnxruntime threads busy-wait for a while, and on 2 cores
+a spinning thread of one runtime takes a core from the other); passes are taken
+variant by variant in turn (best of ``--rounds``) so slow drifts of other work hit
+all alike.
+The load average at each pass is in the .json.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from course_lib import data  # noqa: E402
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 TARGETS = {"speedup": 2.0, "max_points_lost": 0.5}
 VARIANTS = ["PyTorch fp32", "PyTorch int8", "ONNX fp32", "ONNX int8"]
+SETTLE_SECONDS = 2.0
 BUSY_LOAD = 2.5  # load average above which the table says the timings are unreliable
 
 
@@ -113,11 +117,18 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def settle() -> None:
+    """Let the previous variant's idle threads stop spinning (PyTorch's OpenMP threads and
+    onnxruntime's workers busy-wait for a while after each call; on 2 cores a spinning
+    thread takes a core from the runtime being measured)."""
+    time.sleep(SETTLE_SECONDS)
+
+
 def measure(found: dict, texts: list[str], labels: list[int], latency_texts: list[str],
             rounds: int) -> list[dict]:
-    """Every variant, interleaved so that other work on the machine hits them alike:
-    ``rounds`` timed passes over the test half in turn (the best pass counts), then each
-    latency sentence through every variant in turn."""
+    """Every variant in its own block, the blocks taken in turn for ``rounds`` rounds
+    (the best pass counts), so slow drifts of other work hit all variants alike; then
+    each variant's single-sentence latencies, again in a block of its own."""
     import numpy as np
 
     from course_lib.serving.calibration import macro_f1
@@ -125,24 +136,29 @@ def measure(found: dict, texts: list[str], labels: list[int], latency_texts: lis
     labels = np.asarray(labels)
     best = dict.fromkeys(VARIANTS, float("inf"))
     predicted, loads = {}, {name: [] for name in VARIANTS}
-    for name in VARIANTS:
-        found[name][0].logits(texts[:64], batch_size=32)  # warm-up: allocations, thread pools
     for round_ in range(rounds):
         for name in VARIANTS:
+            predictor = found[name][0]
+            settle()
+            if round_ == 0:
+                predictor.logits(texts[:64], batch_size=32)  # warm-up: allocations, pools
             loads[name].append(round(os.getloadavg()[0], 1))
             started = time.perf_counter()
-            logits = found[name][0].logits(texts, batch_size=32)
+            logits = predictor.logits(texts, batch_size=32)
             best[name] = min(best[name], time.perf_counter() - started)
             predicted.setdefault(name, logits.argmax(1))
             print(f"  round {round_ + 1}, {name}: {len(texts) / best[name]:.0f} sentences/s "
                   "(best so far)", flush=True)
     latencies = {name: [] for name in VARIANTS}
-    for i, text in enumerate(latency_texts):
-        for name in VARIANTS:
+    for name in VARIANTS:
+        predictor = found[name][0]
+        settle()
+        for text in latency_texts[:5]:  # warm-up of the batch-of-one path
+            predictor.logits([text], batch_size=1)
+        for text in latency_texts:
             started = time.perf_counter()
-            found[name][0].logits([text], batch_size=1)
-            if i >= 5:  # the first calls warm up the batch-of-one path
-                latencies[name].append(1000 * (time.perf_counter() - started))
+            predictor.logits([text], batch_size=1)
+            latencies[name].append(1000 * (time.perf_counter() - started))
     rows = []
     for name in VARIANTS:
         mine = predicted[name]
@@ -211,8 +227,10 @@ def write_results(rows: list[dict], facts: dict, name: str = "inference") -> Non
         "in 8 bits, activations quantised on the fly): `torch.ao.quantization.quantize_dynamic` "
         "on `nn.Linear` for PyTorch, `python -m course_lib export --quantize int8` for ONNX. "
         "Accuracy is the arg-max of the logits (no calibration offsets), as `classify` "
-        "reports it. The variants are timed in turn, pass by pass, so load from other work "
-        "hits them alike; the load average at each pass is in the .json.", "",
+        "reports it. Each variant runs alone (2 s pause between them, so idle threads of "
+        "the previous one stop spinning); the passes are taken in turn, variant by variant, "
+        "so slow changes in other work hit them alike; the load average at each pass is in "
+        "the .json.", "",
         *verdicts(rows), "", *busy_warning(rows, facts),
         "Made with:", "", "```bash", facts["command"], "```", ""]
     results.with_suffix(".md").write_text("\n".join(text))
@@ -255,7 +273,7 @@ def main() -> int:
         rng = np.random.default_rng(42)
         latency_texts = [texts[i] for i in rng.choice(len(texts), min(args.latency_sentences,
                                                                        len(texts)), replace=False)]
-        print(f"measuring (best of {args.rounds} passes, interleaved) ...", flush=True)
+        print(f"measuring (best of {args.rounds} passes per variant) ...", flush=True)
         rows = measure(found, texts, labels, latency_texts, args.rounds)
         for row in rows:
             print(f"  {row['variant']:<13} accuracy {row['accuracy']:.4f}  "
@@ -267,7 +285,7 @@ def main() -> int:
             f" --out {args.out}" if args.out != "inference" else "")
         facts = {"data": split, "model": describe_model(model_dir),
                  "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})",
-                 "threads": args.threads, "latency_sentences": len(latency_texts) - 5,
+                 "threads": args.threads, "latency_sentences": len(latency_texts),
                  "rounds": args.rounds,
                  "command": command, "date": time.strftime("%Y-%m-%d"),
                  "versions": json.loads((found["ONNX fp32"][0].folder / "export.json")

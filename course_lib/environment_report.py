@@ -163,6 +163,17 @@ def directory_size(path: Path) -> int:
     return total
 
 
+def _shown(path: str) -> str:
+    """The environment's folder relative to the project (``.venv``) when it lies inside it,
+    so that the report reads the same on every clone."""
+    from .settings import REPO_DIR
+
+    try:
+        return str(Path(path).resolve().relative_to(REPO_DIR))
+    except ValueError:
+        return path
+
+
 def check_environment(prefix: str | None = None) -> Check:
     """Where the packages live and how much disk they take (torch's share apart)."""
     prefix = prefix or sys.prefix
@@ -170,7 +181,7 @@ def check_environment(prefix: str | None = None) -> Check:
     if not in_env:
         return Check("environment", OK, f"{prefix} (the system's Python, not a virtual "
                      "environment: size not measured)")
-    detail = f"{_gigabytes(directory_size(Path(prefix)))} in {prefix}"
+    detail = f"{_gigabytes(directory_size(Path(prefix)))} in {_shown(prefix)}"
     try:
         import importlib.util
 

@@ -544,3 +544,21 @@ def test_rotation_deletes_only_this_runs_checkpoints(toy_data, tmp_path):
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["step-0000001", "step-0000024"]
     assert content(foreign)["a.txt"] == "another run"
+
+
+def test_evaluating_during_training_leaves_the_dropout_stream_alone(toy_data):
+    """A DataLoader draws its base seed from the global torch generator at each iteration:
+    evaluating after epoch 1 changed epoch 2's dropout masks, so a run with an eval set
+    no longer repeated the same run without one (notebook 03's hand-written loop)."""
+    train, evals = toy_data
+    losses = []
+    for eval_dataset in (None, evals):
+        seed_everything(0)
+        model = tiny_bert(hidden_dropout_prob=0.3)
+        trainer = Trainer(model, TrainingConfig(epochs=2, batch_size=8, progress=False,
+                                                verbose=False, log_every=1, seed=3),
+                          train_dataset=train, eval_dataset=eval_dataset)
+        trainer.train()
+        losses.append([s["train_loss"] for s in trainer.history.steps])
+    assert len(trainer.history.evals) == 2
+    assert losses[0] == losses[1]

@@ -52,9 +52,23 @@ class ParseReport:
 
     def __str__(self) -> str:
         extra = f"; {'; '.join(self.notes)}" if self.notes else ""
-        return (f"{self.source}: read {self.read}, kept {self.kept}, dropped "
+        return (f"{shown_path(self.source)}: read {self.read}, kept {self.kept}, dropped "
                 f"{self.duplicates} duplicates and {self.conflicts} with conflicting "
                 f"labels{extra}")
+
+
+def shown_path(text: str, data_dir=None) -> str:
+    """``text`` with this machine's folders shortened (``data/...``, ``$COURSE_DATA_DIR/...``),
+    so that printed reports, stored notebook outputs and logs read the same on every clone."""
+    from pathlib import Path
+
+    from .. import settings
+
+    root = data_dir or settings.data_dir()
+    if root:
+        for form in (Path(root).expanduser().resolve(), Path(root).expanduser()):
+            text = text.replace(str(form) + "/", "$COURSE_DATA_DIR/")
+    return text.replace(str(settings.REPO_DIR) + "/", "")
 
 
 @lru_cache(maxsize=4096)  # QA records repeat one long passage per question

@@ -46,6 +46,7 @@ from .records import (
     SPLIT_SEED,
     ParseReport,
     dedupe,
+    shown_path,
     text_key,
     text_of,
 )
@@ -88,22 +89,12 @@ def load_dataset(name: str, *, source: str = "auto", data_dir: str | Path | None
     dsd.report = report
     if verbose:
         sizes = " / ".join(f"{k} {len(v)}" for k, v in dsd.items())
-        print(f"{name}: {_shown(dsd.source, data_dir)} -> {sizes}")
+        print(f"{name}: {shown_path(dsd.source, data_dir)} -> {sizes}")
         if report.worth_saying:
-            print(f"  {_shown(str(report), data_dir)}")
+            print(f"  {shown_path(str(report), data_dir)}")
         if kind == "bundled" and any(t != "COURSE_DATA_DIR is not set" for t in tried):
             print(f"  note: fell back to the bundled sample ({'; '.join(tried)})")
     return dsd
-
-
-def _shown(text: str, data_dir=None) -> str:
-    """``text`` with this machine's folders shortened: stored notebook outputs and logs
-    then read the same on every clone (``data/...``, ``$COURSE_DATA_DIR/...``)."""
-    root = data_dir or settings.data_dir()
-    if root:
-        text = text.replace(str(Path(root).expanduser().resolve()) + "/", "$COURSE_DATA_DIR/")
-        text = text.replace(str(Path(root).expanduser()) + "/", "$COURSE_DATA_DIR/")
-    return text.replace(str(settings.REPO_DIR) + "/", "")
 
 
 def _find_source(name: str, source: str, data_dir, agreement: str):

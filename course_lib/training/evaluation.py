@@ -65,6 +65,18 @@ def predict_examples(accelerator, model: torch.nn.Module, examples, *, batch_siz
 
     ``loss_fn(model, batch) -> (loss or None, outputs)``: the loss the run trains on.
     """
+    # Evaluation must not move the random streams that training draws dropout from: a
+    # DataLoader draws its base seed from the global torch generator at every iteration,
+    # so evaluating after epoch 1 would change epoch 2's dropout masks (and a run with an
+    # eval set would no longer repeat one without).
+    devices = [accelerator.device] if accelerator.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        return _predict(accelerator, model, examples, batch_size=batch_size, collate=collate,
+                        loss_fn=loss_fn, label_keys=label_keys)
+
+
+def _predict(accelerator, model, examples, *, batch_size, collate, loss_fn, label_keys
+             ) -> Predictions:
     loader = eval_loader(accelerator, examples, batch_size, collate)
     several = accelerator.num_processes > 1
     index_parts, output_parts, label_parts = [], {}, {}
