@@ -84,3 +84,27 @@ def toy_examples(n: int = 96, seed: int = 0):
 @pytest.fixture
 def toy_data():
     return toy_examples(96, seed=0), toy_examples(32, seed=1)
+
+
+# Labelled finance-style sentences that several command-line and table tests write to files.
+ROWS = [("Profits rose sharply in the quarter.", "positive"),
+        ("The company cut its full-year outlook.", "negative"),
+        ("The annual meeting is held on Tuesday.", "neutral"),
+        ("Sales grew by a fifth on strong demand.", "positive"),
+        ("Losses widened as orders dried up.", "negative"),
+        ("The firm employs 300 people in Finland.", "neutral")]
+
+
+def load_tool(name: str):
+    """A script in tools/ imported as a module (tools/ is not a package)."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+

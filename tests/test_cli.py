@@ -15,17 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROWS
 
 from course_lib import artifacts, cli
 from course_lib.cli import common
 from course_lib.settings import REPO_DIR
-
-ROWS = [("Profits rose sharply in the quarter.", "positive"),
-        ("The company cut its full-year outlook.", "negative"),
-        ("The annual meeting is held on Tuesday.", "neutral"),
-        ("Sales grew by a fifth on strong demand.", "positive"),
-        ("Losses widened as orders dried up.", "negative"),
-        ("The firm employs 300 people in Finland.", "neutral")]
 
 
 def write_csv(path: Path, rows, header=("sentence", "label"), delimiter=",") -> Path:

@@ -13,17 +13,12 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from conftest import ROWS
 
 from course_lib import data
 from course_lib.data import tables
 from course_lib.settings import CourseError
 
-ROWS = [("Profits rose sharply in the quarter.", "positive"),
-        ("The company cut its full-year outlook.", "negative"),
-        ("The annual meeting is held on Tuesday.", "neutral"),
-        ("Sales grew by a fifth on strong demand.", "positive"),
-        ("Losses widened as orders dried up.", "negative"),
-        ("The firm employs 300 people in Finland.", "neutral")]
 # texts that str.splitlines() would cut: a quoted line break, a form feed, a Unicode
 # line separator, a paragraph separator, a vertical tab, a next-line character
 ODD_TEXTS = ["Line one\nline two of the same abstract.", "Page one\x0cpage two.",

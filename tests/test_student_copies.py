@@ -11,28 +11,21 @@ The notebook checker and the Colab tool are tested in tests/test_notebook_checke
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import load_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 QUICK = {"00_setup_check.ipynb", "01_bert_basics.ipynb"}
 
 
-def _tool(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
-students = _tool("make_student_copies")
+students = load_tool("make_student_copies")
 
 
 def _ids(paths):
