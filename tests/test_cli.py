@@ -168,6 +168,16 @@ def test_help_lists_the_commands_without_loading_torch():
     assert {"classify", "qa"} <= set(cli.available_commands())
 
 
+@pytest.mark.parametrize("command", cli.COMMANDS)
+def test_every_command_prints_its_help(command, capsys):
+    """argparse formats help strings with ``%``: a literal percent sign in a help text
+    (``10%``) crashes ``--help`` with a TypeError, which only shows when help is printed."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args([command, "--help"])
+    assert stopped.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
 def test_commands_not_yet_written_are_left_out(monkeypatch):
     real = cli.importlib.util.find_spec
     monkeypatch.setattr(cli.importlib.util, "find_spec",

@@ -70,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--label-column", required=True, help="column with the label")
     parser.add_argument("--validation", type=Path, default=None,
                         help="validation file for calibration and decision offsets (default: "
-                             f"a stratified {VALIDATION_SHARE:.0%} of --train, held out and "
+                             f"a stratified {VALIDATION_SHARE:.0%}% of --train, held out and "
                              "not trained on)")
     parser.add_argument("--class-weights", choices=("none", "balanced"), default="none",
                         help="weight the loss by inverse class frequency on the training "
