@@ -14,11 +14,18 @@ it is about 5x faster, a few points less accurate, and it has no masked-LM head.
 Weights load from safetensors only and remote code is never trusted. In the quick
 profile every load runs offline (:func:`settings.hub_offline`) unless the user set
 ``HF_HUB_OFFLINE``; the process's own setting is restored afterwards.
+
+Online, before a download, each file the load needs (``config.json``, and
+``model.safetensors`` for a model) is asked for once, with huggingface_hub's own timeout
+(``HF_HUB_ETAG_TIMEOUT``, 10 s unless set) and no retries: a Hub that is slow, or that
+lacks the file, gives one line naming the file, the cache folder and the way back to the
+quick profile, instead of minutes of retries and a traceback (:func:`check_available`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from . import settings
@@ -61,18 +68,77 @@ def describe(name: str | None = None) -> str:
     return resolved
 
 
-def _in_local_cache(repo_id: str) -> bool:
+WEIGHTS = "model.safetensors"
+SHARDED_WEIGHTS = "model.safetensors.index.json"  # a large model's weights come in shards
+BACK_TO_QUICK = "switch back with COURSE_PROFILE=quick without COURSE_MODEL"
+SAFETENSORS_ONLY = " (the course loads weights only as safetensors)"
+
+
+def hub_cache_dir() -> str:
+    """Where huggingface_hub keeps downloads (``HF_HUB_CACHE``, or ``HF_HOME``/hub)."""
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def _in_local_cache(repo_id: str, filename: str = "config.json") -> bool:
     from huggingface_hub import try_to_load_from_cache
 
-    found = try_to_load_from_cache(repo_id, "config.json")
-    return isinstance(found, str)
+    names = (WEIGHTS, SHARDED_WEIGHTS) if filename == WEIGHTS else (filename,)
+    return any(isinstance(try_to_load_from_cache(repo_id, n), str) for n in names)
 
 
-def check_available(name: str) -> None:
+def _on_hub(name: str, filename: str) -> bool:
+    """Whether the Hub has ``filename`` in model ``name`` (False: it answered "not found").
+
+    One HEAD request with huggingface_hub's own timeout and without its retries; a slow
+    or failing Hub raises a :class:`CourseError` naming the file.
+    """
+    from huggingface_hub import constants, errors, get_hf_file_metadata, hf_hub_url
+
+    timeout = constants.HF_HUB_ETAG_TIMEOUT  # read now: the default argument was bound at import
+    try:
+        get_hf_file_metadata(hf_hub_url(name, filename), timeout=timeout)
+        return True
+    except errors.EntryNotFoundError:
+        return False
+    except errors.RepositoryNotFoundError as err:  # also private and gated models
+        raise CourseError(
+            f"the Hugging Face Hub has no model {name!r} that you can read ({_gist(err)}):"
+            f" check the name, log in with `hf auth login` for a gated model, or "
+            f"{BACK_TO_QUICK}") from None
+    except (errors.HTTPError, OSError) as err:  # HTTP errors, timeouts, dropped connections
+        if getattr(getattr(err, "response", None), "status_code", None) == 404:
+            return False
+        slow = any("Timeout" in cls.__name__ for cls in type(err).__mro__)
+        problem = (f"did not answer within {timeout:g} s (HF_HUB_ETAG_TIMEOUT sets the wait)"
+                   if slow else f"failed ({_gist(err)})")
+    raise CourseError(
+        f"the Hugging Face Hub {problem} for {filename} of {name!r}; cache folder "
+        f"{hub_cache_dir()}: try again later, or {BACK_TO_QUICK}")
+
+
+def _gist(error: BaseException) -> str:
+    """The first lines of a library's error, without its URLs (the message names the file)."""
+    text = " ".join(line.strip() for line in str(error).splitlines()[:3] if line.strip())
+    text = re.sub(r"\s*(?:for more information check:|(?:for )?url:?)?\s*'?https?://\S+", "",
+                  text, flags=re.IGNORECASE)
+    return text[:200] or type(error).__name__
+
+
+def _missing_on_hub(name: str, filename: str) -> CourseError:
+    extra = SAFETENSORS_ONLY if filename == WEIGHTS else ""
+    return CourseError(
+        f"{filename} is missing from {name!r} on the Hugging Face Hub{extra}; cache folder "
+        f"{hub_cache_dir()}: set COURSE_MODEL to another model, or {BACK_TO_QUICK}")
+
+
+def check_available(name: str, files: tuple[str, ...] = ("config.json",)) -> None:
     """Fail at once, with one line, when ``name`` cannot be loaded here.
 
-    A local folder must exist and hold a config.json. A Hub id must be in the
-    local cache when offline, or the Hub must answer within seconds when online.
+    A local folder must exist and hold a config.json. A Hub id's ``files`` must be in the
+    local cache when offline; online, the Hub must be reachable and hold each of them, and
+    answer within ``HF_HUB_ETAG_TIMEOUT`` seconds (:func:`_on_hub`).
     """
     path = Path(name).expanduser()
     looks_local = path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1
@@ -80,29 +146,58 @@ def check_available(name: str) -> None:
         if not (path / "config.json").is_file():
             raise CourseError(f"model folder {name} not found or has no config.json")
         return
-    if _in_local_cache(name):
+    missing = [filename for filename in files if not _in_local_cache(name, filename)]
+    if not missing:
         return
     if settings.is_offline():
         why = ("HF_HUB_OFFLINE is set" if "HF_HUB_OFFLINE" in os.environ else
                "the quick profile works offline unless HF_HUB_OFFLINE=0 is set")
         raise CourseError(
-            f"model {name!r} is not in the local Hugging Face cache and the course is offline "
-            f"({why}): download it once online (`hf download {name}`), set COURSE_MODEL to a "
-            "local folder, or use COURSE_PROFILE=quick without COURSE_MODEL for the packaged "
-            "backbone"
+            f"model {name!r} ({missing[0]}) is not in the local Hugging Face cache "
+            f"({hub_cache_dir()}) and the course is offline ({why}): download it once online "
+            f"(`hf download {name}`), set COURSE_MODEL to a local folder, or use "
+            "COURSE_PROFILE=quick without COURSE_MODEL for the packaged backbone"
         )
     if not settings.hub_reachable():
         raise CourseError(
             f"cannot reach the Hugging Face Hub to download {name!r}: connect to the internet, "
             "set COURSE_MODEL to a local folder, or switch back with COURSE_PROFILE=quick"
         )
+    for filename in missing:
+        if not _on_hub(name, filename) and not (
+                filename == WEIGHTS and _on_hub(name, SHARDED_WEIGHTS)):
+            raise _missing_on_hub(name, filename)
 
 
 def _from_pretrained(auto, resolved: str, **kwargs):
     """``auto.from_pretrained`` offline in the quick profile (unless the user chose),
-    without transformers' load report, leaving the process's settings as they were."""
+    without transformers' load report, leaving the process's settings as they were.
+    A file that cannot be had (missing, or the Hub failing mid-download) is one line."""
+    from huggingface_hub import errors
+
     with settings.hub_offline(), settings.quiet_libraries():
-        return auto.from_pretrained(resolved, **kwargs)
+        try:
+            return auto.from_pretrained(resolved, **kwargs)
+        except (OSError, errors.HTTPError) as err:
+            error = _load_error(resolved, err)
+            if error is None:
+                raise
+            raise error from None
+
+
+def _load_error(resolved: str, err: BaseException) -> CourseError | None:
+    """One line for a file that could not be had, or None for other errors (a local
+    folder's broken file, say), which keep their own message."""
+    found = re.search(r"file named ([^\s'\"]+)|/resolve/[^/\s]+/([^\s?'\"]+)", str(err))
+    filename = next(g for g in found.groups() if g).rstrip(".") if found else None
+    if Path(resolved).expanduser().is_dir():
+        extra = SAFETENSORS_ONLY if filename == WEIGHTS else ""
+        return CourseError(f"model folder {resolved} has no {filename}{extra}: point "
+                           f"COURSE_MODEL at a complete model folder, or {BACK_TO_QUICK}"
+                           ) if filename else None
+    return CourseError(
+        f"could not get {filename or 'the files'} of {resolved!r} from the Hugging Face Hub "
+        f"({_gist(err)}); cache folder {hub_cache_dir()}: try again later, or {BACK_TO_QUICK}")
 
 
 def load_tokenizer(name: str | None = None):
@@ -149,7 +244,7 @@ def load_model(
     if task not in TASKS:
         raise CourseError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     resolved = resolve_model_name(name)
-    check_available(resolved)
+    check_available(resolved, files=("config.json", WEIGHTS))
     if task == "classification":
         if labels:
             kwargs.setdefault("num_labels", len(labels))

@@ -9,6 +9,10 @@ Environment variables (all optional):
 - ``COURSE_MODEL``    a Hub id or a local directory that replaces the backbone.
 - ``COURSE_DATA_DIR`` a folder that holds the original files of the real datasets.
 - ``COURSE_PROGRESS`` ``0`` hides progress bars (they are also hidden when ``CI`` is set).
+- ``COURSE_MAX_STEPS`` a positive whole number: no training run takes more optimizer steps
+  than that (:func:`max_steps_cap`). For smoke runs of every notebook on a CPU: the Trainer
+  shortens its schedule to the cap (warmup and decay still complete, the final evaluation
+  still happens); a notebook's own loop uses :func:`capped`. Its numbers mean nothing.
 
 The quick profile needs no network, so the course never waits on one: unless the
 user set ``HF_HUB_OFFLINE`` themselves, the places where the course loads things
@@ -22,6 +26,7 @@ This module imports nothing else of the course; everything else imports it.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import sys
@@ -69,6 +74,34 @@ def data_dir() -> Path | None:
     """``COURSE_DATA_DIR`` if set: where the original dataset files live."""
     value = os.environ.get("COURSE_DATA_DIR", "").strip()
     return Path(value).expanduser() if value else None
+
+
+def max_steps_cap() -> int | None:
+    """``COURSE_MAX_STEPS`` if set: the most optimizer steps any training run may take."""
+    value = os.environ.get("COURSE_MAX_STEPS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise CourseError(f"COURSE_MAX_STEPS={value!r} is not a positive whole number of "
+                          "optimizer steps; unset it for complete runs")
+    return int(value)
+
+
+def capped_steps(steps: int) -> int:
+    """``steps``, or ``COURSE_MAX_STEPS`` when that is smaller (a schedule's total)."""
+    cap = max_steps_cap()
+    return steps if cap is None else min(steps, cap)
+
+
+def capped(iterable):
+    """At most ``COURSE_MAX_STEPS`` items of ``iterable`` (all of them when it is unset).
+
+    For a notebook's own training loop, where one item is one optimizer step:
+    ``for batch in settings.capped(batches):``. Inside an epoch loop it caps each epoch, so
+    that loop's schedule counts ``epochs * capped_steps(batches_per_epoch)`` steps.
+    """
+    cap = max_steps_cap()
+    return iter(iterable) if cap is None else itertools.islice(iterable, cap)
 
 
 def shared_datasets_dir() -> Path | None:

@@ -14,7 +14,8 @@ accumulation window, an optimizer step; then maybe an evaluation, maybe a checkp
 - evaluation every epoch or every N steps when there is an evaluation set; the best
   weights (by the loss that is trained, or ``metric_for_best``) are kept, in memory and,
   with ``output_dir``, as a ``save_pretrained`` folder written atomically; early stopping;
-- resume checkpoints (:mod:`.checkpoint`); Ctrl-C saves one and says how to resume.
+- resume checkpoints (:mod:`.checkpoint`); Ctrl-C saves one and says how to resume;
+- ``COURSE_MAX_STEPS`` caps the run's steps; the schedule is laid over the capped run.
 """
 
 from __future__ import annotations
@@ -212,7 +213,11 @@ class Trainer:
                          num_processes=self.accelerator.num_processes,
                          process_index=self.accelerator.process_index)
         steps_per_epoch = math.ceil(len(plan) / max(1, cfg.gradient_accumulation_steps))
-        self.total_steps = cfg.max_steps or math.ceil(steps_per_epoch * cfg.epochs)
+        configured = cfg.max_steps or math.ceil(steps_per_epoch * cfg.epochs)
+        self.total_steps = settings.capped_steps(configured)  # COURSE_MAX_STEPS (smoke runs)
+        if self.total_steps < configured and self.accelerator.is_main_process and cfg.verbose:
+            print(f"COURSE_MAX_STEPS={self.total_steps}: stopping after {self.total_steps} "
+                  f"of {configured} steps")
         self._model.to(self.device)
         groups = self._param_groups or default_param_groups(self._model, cfg.weight_decay)
         # a group's lr_scale (layer-wise rates) is relative to the configured rate
