@@ -23,6 +23,7 @@ BENCHMARKS = [
     ("trainer_throughput", "Training speed: course_lib vs a plain loop vs transformers.Trainer",
      ["--datasets", "fpb50", "--steps", "40", "--repeats", "2",
       "--out", "trainer_throughput_fpb50"]),
+    ("quick_recipe_finance", "The quick recipe on the course's finance sample, over seeds", []),
     ("full_recipe_fpb", "Choosing the full fine-tuning recipe (validation split only)", []),
     ("strategies_fpb", "Fine-tuning strategies on Financial PhraseBank (all-agree)", []),
     ("case_finance_fpb", "Case study: finance, FPB all-agree and 50%-agree", []),
