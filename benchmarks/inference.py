@@ -236,6 +236,13 @@ def write_results(rows: list[dict], facts: dict, name: str = "inference") -> Non
     results.with_suffix(".md").write_text("\n".join(text))
 
 
+def settings_shared_dir():
+    from course_lib import settings
+
+    found = settings.shared_datasets_dir()
+    return found.resolve() if found else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None,
@@ -283,6 +290,10 @@ def main() -> int:
             f" --threads {args.threads}" if args.threads != 2 else "") + (
             " --model MODEL_DIR" if args.model else "") + (
             f" --out {args.out}" if args.out != "inference" else "")
+        shared = settings_shared_dir()  # results travel: no machine paths in them
+        if shared:
+            split = {**split, "source": split["source"].replace(str(shared) + "/",
+                                                                "../shared/datasets/")}
         facts = {"data": split, "model": describe_model(model_dir),
                  "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})",
                  "threads": args.threads, "latency_sentences": len(latency_texts),
