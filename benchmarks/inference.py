@@ -50,7 +50,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from strategies_fpb import allagree_folder, split_fpb  # noqa: E402 - the same split
 
-from course_lib import data  # noqa: E402
+from course_lib import data, settings  # noqa: E402
 
 RESULTS_DIR = ROOT / "benchmarks" / "results"
 TARGETS = {"speedup": 2.0, "max_points_lost": 0.5}
@@ -236,13 +236,6 @@ def write_results(rows: list[dict], facts: dict, name: str = "inference") -> Non
     results.with_suffix(".md").write_text("\n".join(text))
 
 
-def settings_shared_dir():
-    from course_lib import settings
-
-    found = settings.shared_datasets_dir()
-    return found.resolve() if found else None
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=None,
@@ -290,9 +283,9 @@ def main() -> int:
             f" --threads {args.threads}" if args.threads != 2 else "") + (
             " --model MODEL_DIR" if args.model else "") + (
             f" --out {args.out}" if args.out != "inference" else "")
-        shared = settings_shared_dir()  # results travel: no machine paths in them
+        shared = settings.shared_datasets_dir()  # results travel: no machine paths in them
         if shared:
-            split = {**split, "source": split["source"].replace(str(shared) + "/",
+            split = {**split, "source": split["source"].replace(str(shared.resolve()) + "/",
                                                                 "../shared/datasets/")}
         facts = {"data": split, "model": describe_model(model_dir),
                  "machine": f"{os.cpu_count()} CPU cores ({platform.machine()})",

@@ -114,7 +114,12 @@ def frozen_probe(names, tokenizer, encoded) -> dict:
             "recall": {n: round(found["report"][n]["recall"], 4) for n in names}}
 
 
-def summary(runs: list[dict], probe: dict | None) -> list[dict]:
+def spread(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summary(runs: list[dict]) -> list[dict]:
     """One row per recipe: mean ± sd over seeds of test accuracy, macro-F1, the lowest
     class recall, and how many seeds recalled every class at >= 0.5."""
     rows = []
@@ -122,11 +127,6 @@ def summary(runs: list[dict], probe: dict | None) -> list[dict]:
         mine = [r for r in runs if r["recipe"] == recipe]
         if not mine:
             continue
-
-        def spread(values):
-            sd = statistics.stdev(values) if len(values) > 1 else 0.0
-            return statistics.mean(values), sd
-
         lowest = [min(r["test"]["recall"].values()) for r in mine]
         rows.append({"recipe": recipe, "seeds": len(mine),
                      "accuracy": spread([r["test"]["accuracy"] for r in mine]),
@@ -148,9 +148,10 @@ def write(runs: list[dict], probe: dict | None) -> None:
              "(n = 3 unless stated).", "",
              "| recipe | test accuracy | test macro-F1 | lowest class recall | seeds with every "
              "class ≥ 0.5 | seconds per run |", "|---|---|---|---|---|---|"]
-    for row in summary(runs, probe):
-        def cell(pair):
-            return f"{pair[0]:.3f} ± {pair[1]:.3f}"
+    def cell(pair):
+        return f"{pair[0]:.3f} ± {pair[1]:.3f}"
+
+    for row in summary(runs):
         lines.append(f"| {row['recipe']} | {cell(row['accuracy'])} | {cell(row['macro_f1'])} | "
                      f"{cell(row['lowest_recall'])} | {row['seeds_every_class_0.5']} of "
                      f"{row['seeds']} | {row['seconds']:.0f} |")
