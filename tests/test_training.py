@@ -562,3 +562,62 @@ def test_evaluating_during_training_leaves_the_dropout_stream_alone(toy_data):
         losses.append([s["train_loss"] for s in trainer.history.steps])
     assert len(trainer.history.evals) == 2
     assert losses[0] == losses[1]
+
+
+class CtrlCDuringOptimizerStep(Callback):
+    """Sends this process SIGINT from inside ``optimizer.step`` at step ``at_step``: the
+    weights have moved and the step counter has not, the worst moment for a checkpoint
+    (the command-line resume test hit it by chance)."""
+
+    def __init__(self, at_step, presses=1):
+        self.at_step, self.presses = at_step, presses
+
+    def on_train_begin(self, trainer):
+        import os
+        import signal
+
+        step = trainer.optimizer.step
+
+        def step_and_interrupt(*args, **kwargs):
+            result = step(*args, **kwargs)
+            if trainer.global_step + 1 == self.at_step:
+                for _ in range(self.presses):
+                    os.kill(os.getpid(), signal.SIGINT)
+            return result
+
+        trainer.optimizer.step = step_and_interrupt
+
+
+def test_ctrl_c_during_an_optimizer_step_finishes_it_and_resumes_exactly(toy_data, tmp_path,
+                                                                          capsys):
+    import signal
+
+    train, evals = toy_data
+    reference = make_trainer(train, evals)
+    reference.train()
+    before = signal.getsignal(signal.SIGINT)
+    interrupted = make_trainer(train, evals, tmp_path, verbose=True)
+    interrupted.callbacks.append(CtrlCDuringOptimizerStep(at_step=7))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.train()
+    assert signal.getsignal(signal.SIGINT) is before  # the user's handler is back
+    assert interrupted.global_step == 7
+    assert "stopping after the current optimizer step" in capsys.readouterr().out
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-0000007"]
+    torch.manual_seed(1234)
+    resumed = make_trainer(train, evals, tmp_path)
+    resumed.train(resume_from="latest")
+    for name, value in weights(resumed).items():
+        torch.testing.assert_close(value, weights(reference)[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_exact_checkpoint(toy_data, tmp_path,
+                                                                           capsys):
+    train, evals = toy_data
+    trainer = make_trainer(train, evals, tmp_path, verbose=True, save_every=4)
+    trainer.callbacks.append(CtrlCDuringOptimizerStep(at_step=7, presses=2))
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert trainer.global_step == 6  # stopped inside step 7's optimizer step
+    assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-0000004"]
+    assert "the newest checkpoint" in capsys.readouterr().out

@@ -14,7 +14,8 @@ accumulation window, an optimizer step; then maybe an evaluation, maybe a checkp
 - evaluation every epoch or every N steps when there is an evaluation set; the best
   weights (by the loss that is trained, or ``metric_for_best``) are kept, in memory and,
   with ``output_dir``, as a ``save_pretrained`` folder written atomically; early stopping;
-- resume checkpoints (:mod:`.checkpoint`); Ctrl-C saves one and says how to resume;
+- resume checkpoints (:mod:`.checkpoint`); Ctrl-C finishes the optimizer step under way
+  (a second Ctrl-C stops at once), saves a checkpoint and says how to resume;
 - ``COURSE_MAX_STEPS`` caps the run's steps; the schedule is laid over the capped run.
 """
 
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager, nullcontext
@@ -119,6 +122,8 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.stop_training = False
         self.boundary: tuple[int, int, dict] = (0, 0, {})  # (epoch, next batch, RNG) at the last step
+        self._boundary_step = 0  # the global_step ``boundary`` describes; -1 while stepping
+        self._ctrl_c = False  # Ctrl-C was pressed: stop at the end of this optimizer step
         self._window_loss = torch.zeros((), device=self.device)  # summed on device, read rarely
         self._logged_loss = torch.zeros((), device=self.device)
         self._logged_batches = 0
@@ -160,6 +165,8 @@ class Trainer:
                         self._evaluate_and_keep_best(epoch + (b + 1) / len(batches))
                     if self._checkpoint_due(end_of_epoch, last_step):
                         self.save_checkpoint()
+                    if self._ctrl_c_agreed():
+                        raise KeyboardInterrupt  # at a step boundary: the checkpoint is exact
                     if self.stop_training or last_step:
                         break
         if self.config.load_best_at_end and self.best_state is not None:
@@ -169,29 +176,72 @@ class Trainer:
 
     @contextmanager
     def _session(self):
-        """Around the loop: TF32 on a GPU, the progress bar and clock; Ctrl-C saves a
-        checkpoint (with ``output_dir``) and says how to resume."""
+        """Around the loop: TF32 on a GPU, the progress bar and clock, and Ctrl-C.
+
+        A KeyboardInterrupt can land between any two bytecodes: half-way through an
+        optimizer step (weights updated, step counter not), or inside a finaliser that
+        swallows it. A checkpoint taken there resumes to different weights. So the first
+        Ctrl-C only asks the loop to stop at the end of the step under way; the loop then
+        raises at a step boundary and the checkpoint (with ``output_dir``) is exact. A
+        second Ctrl-C stops at once; the newest periodic checkpoint is then kept."""
         self._bar = self._progress_bar()
         self._clock = (time.perf_counter(), self.history.train_seconds)
+        self._ctrl_c = False
         try:
-            with tf32_matmuls(self.device):
+            with tf32_matmuls(self.device), self._deferred_ctrl_c():
                 yield
         except KeyboardInterrupt:
             self.history.train_seconds = self._elapsed()
-            if self.config.output_dir:
+            exact = self._boundary_step == self.global_step and (
+                self._ctrl_c or self.accelerator.num_processes == 1)  # all processes here
+            if self.config.output_dir and exact:
                 path = self.save_checkpoint()
                 print(f"interrupted at step {self.global_step}; checkpoint saved to {path}; "
                       "run train(resume_from='latest') to continue")
+            elif self.config.output_dir:
+                print(f"interrupted during step {self.global_step + 1}; the newest checkpoint "
+                      f"in {Path(self.config.output_dir) / 'checkpoints'} is kept; run "
+                      "train(resume_from='latest') to continue from it")
             raise
         finally:
             self._bar.close()
             self.history.train_seconds = self._elapsed()
+
+    @contextmanager
+    def _deferred_ctrl_c(self):
+        """While training, the first SIGINT sets a flag; the handler before is restored."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set in the main thread
+            return
+
+        def on_sigint(signum, frame):
+            if self._ctrl_c:
+                raise KeyboardInterrupt
+            self._ctrl_c = True
+            print("\nCtrl-C: stopping after the current optimizer step (press again to stop "
+                  "at once)", flush=True)
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _ctrl_c_agreed(self) -> bool:
+        """Whether to stop here: this process's Ctrl-C, or any process's when several
+        train together (they must all stop at the same step to write one checkpoint)."""
+        if self.accelerator.num_processes == 1:
+            return self._ctrl_c
+        pressed = torch.tensor([float(self._ctrl_c)], device=self.device)
+        self._ctrl_c = bool(self.accelerator.reduce(pressed, reduction="sum").item() > 0)
+        return self._ctrl_c
 
     def _mark_boundary(self, epoch: int, next_batch: int) -> None:
         """Where a resume would continue, and the generators there (only with an
         ``output_dir``: without one no checkpoint is ever written)."""
         rng = checkpoint.rng_state() if self.config.output_dir else {}
         self.boundary = (epoch, next_batch, rng)
+        self._boundary_step = self.global_step
 
     def _elapsed(self) -> float:
         started, before = self._clock
@@ -239,6 +289,7 @@ class Trainer:
             if self.accelerator.is_main_process and cfg.verbose:
                 print(f"resumed from {found} (step {self.global_step}, epoch "
                       f"{start[0] + 1}, batch {start[1]})")
+        self._boundary_step = self.global_step
         for callback in self.callbacks:
             callback.on_train_begin(self)
         epochs = math.ceil(self.total_steps / steps_per_epoch)
@@ -278,6 +329,7 @@ class Trainer:
         self._window_loss.zero_()
         if self.config.max_grad_norm:
             self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self._boundary_step = -1  # from here until _mark_boundary a checkpoint is not exact
         self.optimizer.step()
         if not self.accelerator.optimizer_step_was_skipped:  # fp16: the scaler skipped it
             self.scheduler.step()
