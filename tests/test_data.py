@@ -497,19 +497,25 @@ def test_class_weights_and_oversample():
     assert set(balanced["text"]) == set(ds["text"])  # nothing invented, nothing lost
 
 
-def test_weighted_loss_matches_weighted_cross_entropy():
+def test_weighted_loss_is_the_mean_of_weighted_example_losses():
     class Model(torch.nn.Module):
         def forward(self, input_ids, attention_mask=None, labels=None):
             assert labels is None  # the model must not compute its own loss
             return {"logits": input_ids.float()}
 
-    batch = {"input_ids": torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0]]),
-             "labels": torch.tensor([0, 2])}
+    batch = {"input_ids": torch.tensor([[2.0, 0.0, 1.0], [0.0, 1.0, 3.0], [1.0, 1.0, 0.0]]),
+             "labels": torch.tensor([0, 2, 2])}
     weights = [1.0, 2.0, 4.0]
     loss, outputs = data.weighted_loss(weights)(Model(), batch)
-    expected = torch.nn.functional.cross_entropy(batch["input_ids"], batch["labels"],
-                                                 weight=torch.tensor(weights))
-    assert torch.isclose(loss, expected)
+    per_example = torch.nn.functional.cross_entropy(batch["input_ids"], batch["labels"],
+                                                    reduction="none")
+    assert torch.isclose(loss, (torch.tensor([1.0, 4.0, 4.0]) * per_example).mean())
+    # the batch's loss is the mean of its halves' losses, so splitting a batch between
+    # accumulation steps or processes (equal shares, averaged) changes nothing;
+    # PyTorch's weighted mean (divided by each part's weight sum) would
+    halves = [data.weighted_loss(weights)(Model(), {k: v[i:j] for k, v in batch.items()})[0]
+              for i, j in ((0, 1), (1, 3))]
+    assert torch.isclose(loss, (halves[0] * 1 + halves[1] * 2) / 3)
     assert "logits" in outputs
 
 

@@ -89,7 +89,8 @@ def setup(tmp_path_factory):
     return root
 
 
-def classify(setup: Path, name: str, batch_size: int, processes: int, strategy: str):
+def classify(setup: Path, name: str, batch_size: int, processes: int, strategy: str,
+             extra: tuple[str, ...] = ()):
     """Run the command (1 process: plain python; 2: torchrun); return (result, output dir)."""
     out, weights = setup / name, setup / f"{name}-weights"
     weights.mkdir()
@@ -103,7 +104,7 @@ def classify(setup: Path, name: str, batch_size: int, processes: int, strategy: 
                "--text-column", "sentence", "--label-column", "label",
                "--model", str(setup / "backbone-no-dropout"), "--epochs", "1",
                "--batch-size", str(batch_size), "--seed", "42", "--strategy", strategy,
-               "--output-dir", str(out)]
+               "--output-dir", str(out), *extra]
     env = {**os.environ, "RANK_WEIGHTS_DIR": str(weights), "CI": "true",
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, cwd=setup,
@@ -123,15 +124,20 @@ def distance(a: dict, b: dict) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["full", "layerwise"])
-def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(setup, strategy):
-    """``layerwise`` unfreezes layers while DistributedDataParallel holds the model."""
+@pytest.mark.parametrize("strategy, extra", [
+    ("full", ()), ("layerwise", ()), ("full", ("--class-weights", "balanced"))],
+    ids=["full", "layerwise", "full-class-weights"])
+def test_two_processes_train_the_same_model_as_one_with_the_same_global_batch(setup, strategy,
+                                                                              extra):
+    """``layerwise`` unfreezes layers while DistributedDataParallel holds the model; the
+    class-weighted loss must not depend on how the global batch is split."""
     from course_lib import backbones
 
-    out2, weights2 = classify(setup, f"{strategy}-two-processes", batch_size=4, processes=2,
-                              strategy=strategy)
-    out1, weights1 = classify(setup, f"{strategy}-one-process", batch_size=8, processes=1,
-                              strategy=strategy)
+    name = strategy + "".join(extra)
+    out2, weights2 = classify(setup, f"{name}-two-processes", batch_size=4, processes=2,
+                              strategy=strategy, extra=extra)
+    out1, weights1 = classify(setup, f"{name}-one-process", batch_size=8, processes=1,
+                              strategy=strategy, extra=extra)
 
     rank0, rank1 = load(weights2 / "rank0.safetensors"), load(weights2 / "rank1.safetensors")
     assert rank0.keys() == rank1.keys()

@@ -66,7 +66,15 @@ def weighted_loss(weights, label_key: str = "labels"):
     """A ``compute_loss(model, batch) -> (loss, outputs)`` for the Trainer with class weights.
 
     The model runs without labels (so it does not compute its own loss); the
-    weighted cross-entropy replaces it.
+    loss is the batch's mean of ``weight[label] * cross-entropy``, scikit-learn's
+    sample-weight semantics. It is *not* PyTorch's ``cross_entropy(weight=...)``,
+    which divides by the batch's sum of weights: that divisor depends on which
+    examples share a batch, so gradient accumulation or a second process (whose
+    gradients are averaged with equal shares) would optimise a different objective
+    than one process with the same global batch (measured: 14% apart on notebook
+    13's run). A plain per-example mean has no such divisor. With
+    :func:`class_weights` ("balanced") the training examples' mean weight is exactly
+    1, so the loss keeps the unweighted loss's scale and the learning rate its meaning.
     """
     import torch
 
@@ -76,9 +84,10 @@ def weighted_loss(weights, label_key: str = "labels"):
         inputs = {k: v for k, v in batch.items() if k != label_key}
         outputs = model(**inputs)
         logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
-        loss = torch.nn.functional.cross_entropy(
-            logits.float(), batch[label_key], weight=weight.to(logits.device))
-        return loss, outputs
+        labels = batch[label_key]
+        per_example = torch.nn.functional.cross_entropy(logits.float(), labels,
+                                                        reduction="none")
+        return (weight.to(logits.device)[labels] * per_example).mean(), outputs
 
     return compute_loss
 
