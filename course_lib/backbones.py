@@ -272,28 +272,54 @@ def load(task: str = "classification", name: str | None = None, **kwargs):
 
 
 def has_mlm_head(name: str | None = None) -> bool:
-    """True when the checkpoint carries masked-LM weights (``cls.predictions.*``)."""
+    """True when the checkpoint carries masked-LM weights (``cls.predictions.*``).
+
+    Reads tensor names only: a local folder's safetensors headers, the Hub cache's, or,
+    for a Hub model not downloaded yet, the Hub's safetensors metadata (a few kB). A
+    model that cannot be inspected counts as having no head, and the caller makes one.
+    """
     resolved = resolve_model_name(name)
     path = Path(resolved)
     if path.is_dir():
-        files = list(path.glob("*.safetensors"))
+        names = _tensor_names(path.glob("*.safetensors"))
     else:
-        try:
-            from huggingface_hub import try_to_load_from_cache
+        names = _cached_tensor_names(resolved)
+        if names is None:
+            try:
+                from huggingface_hub import get_safetensors_metadata
 
-            cached = try_to_load_from_cache(resolved, "model.safetensors")
-        except Exception:
-            cached = None
-        files = [Path(cached)] if isinstance(cached, str) else []
-    if not files:
-        return False
+                names = list(get_safetensors_metadata(resolved).weight_map)
+            except Exception:  # offline, unknown repository, no safetensors
+                names = []
+    return any(key.startswith(("cls.predictions", "lm_head")) for key in names)
+
+
+def _tensor_names(files) -> list[str]:
     from safetensors import safe_open
 
+    names = []
     for file in files:
         with safe_open(str(file), framework="pt") as handle:
-            if any(key.startswith(("cls.predictions", "lm_head")) for key in handle.keys()):
-                return True
-    return False
+            names.extend(handle.keys())
+    return names
+
+
+def _cached_tensor_names(repo_id: str) -> list[str] | None:
+    """Tensor names of a Hub model in the local cache (one file or shards); None if absent."""
+    import json
+
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        single = try_to_load_from_cache(repo_id, WEIGHTS)
+        if isinstance(single, str):
+            return _tensor_names([single])
+        index = try_to_load_from_cache(repo_id, WEIGHTS + ".index.json")
+        if isinstance(index, str):
+            return list(json.loads(Path(index).read_text())["weight_map"])
+    except Exception:
+        return None
+    return None
 
 
 def count_parameters(model) -> tuple[int, int]:

@@ -113,6 +113,41 @@ def test_missing_local_folder_is_one_clear_line(tmp_path):
         backbones.load_model("encoder", str(tmp_path / "nothing-here"))
 
 
+def test_mlm_head_is_found_in_shards_in_the_cache_and_on_the_hub(tmp_path, monkeypatch):
+    """A Hub model not downloaded yet was taken for headless, so ``pretrain`` overwrote
+    bert-base-uncased's trained output bias with word frequencies."""
+    import json
+
+    import huggingface_hub
+    from safetensors.torch import save_file
+
+    shard = tmp_path / "model-00001-of-00002.safetensors"
+    save_file({"cls.predictions.bias": torch.zeros(3)}, str(shard))
+    save_file({"bert.embeddings.word_embeddings.weight": torch.zeros(3, 2)},
+              str(tmp_path / "model-00002-of-00002.safetensors"))
+    assert backbones.has_mlm_head(str(tmp_path))  # a local folder of shards
+
+    index = tmp_path / "model.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"cls.predictions.bias": shard.name}}))
+    cache = {"model.safetensors.index.json": str(index)}
+    monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache",
+                        lambda repo, name, **kw: cache.get(name))
+    assert backbones.has_mlm_head("some-org/sharded-bert")  # cached shards
+
+    class Metadata:
+        weight_map = {"cls.predictions.transform.dense.weight": "model.safetensors"}
+
+    cache.clear()  # not downloaded: the Hub's metadata answers
+    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", lambda repo: Metadata)
+    assert backbones.has_mlm_head("some-org/not-downloaded-bert")
+
+    def offline(repo):
+        raise OSError("offline")
+
+    monkeypatch.setattr(huggingface_hub, "get_safetensors_metadata", offline)
+    assert not backbones.has_mlm_head("some-org/not-downloaded-bert")
+
+
 def test_packaged_backbone_has_no_mlm_head():
     assert backbones.has_mlm_head() is False
     with pytest.raises(CourseError, match="no masked-language-model head"):

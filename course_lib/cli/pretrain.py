@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> dict:
     eval_windows = pretraining.tokenize_texts(tokenizer, evaluation, max_length)
     masker = pretraining.WholeWordMasking(tokenizer, mlm_probability)
     held_out = pretraining.fixed_masking(masker, eval_windows, seed=EVAL_MASK_SEED)
-    new_head = not backbones.has_mlm_head(args.model)
     model = pretraining.build_masked_lm(args.model, seed=args.seed)
+    new_head = not backbones.has_mlm_head(args.model)  # after the download, not before
     say(f"train: {len(train)} texts ({len(train_windows)} windows of up to {max_length} "
         f"tokens); eval: {len(evaluation)} texts, "
         f"{pretraining.masked_token_count(held_out)} masked tokens"
