@@ -168,13 +168,18 @@ def run_row(recipe: dict, metrics: dict, names: list[str], **where) -> dict:
             "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"],
             "per_class_f1": {n: metrics["report"][n]["f1-score"] for n in names},
             "train_seconds": metrics["train_seconds"],
-            "wall_seconds": metrics.get("wall_seconds")}
+            "wall_seconds": metrics.get("wall_seconds"),
+            **({"weighted_loss": WEIGHTED_LOSS} if recipe["imbalance"] == "class-weights"
+               else {})}
 
 
 def same_run(a: dict, b: dict, keys: tuple[str, ...]) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
+# classify --class-weights: the loss's form since 2026-12-02 (data.weighted_loss); rows
+# measured before then lack the field and are flagged in the table
+WEIGHTED_LOSS = "batch mean of weight x cross-entropy"
 RECIPE_KEYS = ("long_text", "max_length", "imbalance", "strategy", "epochs", "model", "seed")
 
 
@@ -357,7 +362,13 @@ def render(payload: dict) -> list[str]:
                      f"{_f1s(s['per_class_f1_mean'])} | {s['train_seconds_total']:.0f} | "
                      f"{s['wall_seconds_total']:.0f} |")
     p = payload["published"]
+    older = [r for r in payload.get("validation", []) + payload.get("folds", [])
+             if r["imbalance"] == "class-weights" and r.get("weighted_loss") != WEIGHTED_LOSS]
     lines += [f"| {p['system']} | {p['train_examples']:,} | {p['macro_f1']:.3f} | | | | |", "",
+              *([f"The {len(older)} class-weights rows were measured with the loss before "
+                 "2026-12-02 (PyTorch's weighted mean, divided by each batch's sum of weights); "
+                 "classify's loss is now the batch mean of weight × cross-entropy, and they have "
+                 "not been measured again."] if older else []),
               f"Machine: {payload['machine']}; train seconds are wall-clock training alone, "
               "wall seconds the whole command (loading, encoding, scoring), on a shared machine.",
               f"The anchor is {p['note']}, about ten times the data of one fold here, with a "
