@@ -59,8 +59,8 @@ class Recipe:
 SHORT = Recipe("short contexts", max_length=384, stride=128, negative_share=1.0, top_k=0,
                max_answer_tokens=30, epochs=TRAINING["epochs"])
 # Measured on COVID-QA (benchmarks/case_covidqa.py): see the module doc of that file.
-LONG = Recipe("long contexts", max_length=256, stride=64, negative_share=0.1, top_k=4,
-              max_answer_tokens=64, epochs=2.0)
+LONG = Recipe("long contexts", max_length=256, stride=64, negative_share=0.02, top_k=4,
+              max_answer_tokens=64, epochs=3.0)
 
 
 # ------------------------------------------------------------------ options
