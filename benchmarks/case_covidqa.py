@@ -269,6 +269,19 @@ def write_results(rows: list[dict]) -> None:
     lines += ["", f"Machine: {machine()}. Target: F1 >= {TARGET_F1:g} on unseen articles with "
               f"training and evaluation inside {BUDGET_SECONDS // 60} minutes (wall s is the "
               "whole command: loading, tokenising, training, retrieval, reading, saving)."]
+    for r in rows:
+        base = r["overlap_baseline"]["f1"]
+        lines.append(
+            f"Against the targets ({r['split']}, seed {r['seed']}): F1 {r['f1']:.1f} "
+            f"{'meets' if r['f1'] >= TARGET_F1 else 'misses'} {TARGET_F1:g}; "
+            f"{r['wall_seconds'] / 60:.1f} min is "
+            f"{'inside' if r['wall_seconds'] <= BUDGET_SECONDS else 'over'} the "
+            f"{BUDGET_SECONDS // 60}. The trained reader scores "
+            + (f"above the no-learning baseline (F1 {base:.1f})." if r["f1"] > base else
+               f"below the no-learning baseline (the sentence sharing most words with the "
+               f"question, F1 {base:.1f}): trained on {r['train_examples']} questions and no "
+               "QA data before them, it has not learned to find the answer span; the anchor's "
+               "reader had read SQuAD 2.0 (130,000 questions) first."))
     recipes = sorted({r["recipe_line"] for r in rows if r.get("recipe_line")})
     lines += [f"The command's choice: `{line}`." for line in recipes]
     compared = [r for r in rows if r.get("reading")]

@@ -58,7 +58,10 @@ class Recipe:
 
 SHORT = Recipe("short contexts", max_length=384, stride=128, negative_share=1.0, top_k=0,
                max_answer_tokens=30, epochs=TRAINING["epochs"])
-# Measured on COVID-QA (benchmarks/case_covidqa.py): see the module doc of that file.
+# Measured on COVID-QA (benchmarks/case_covidqa.py, 80/20 by article, 2 CPU cores): 10% of
+# the answer-less windows and 2 epochs gave F1 7.6 in 27.5 min (most windows taught [CLS]);
+# 2% and 3 epochs F1 15.2 in 19 min. Reading only the top 4 windows beat reading all of
+# them (F1 15.2 against 9.7, 5x faster).
 LONG = Recipe("long contexts", max_length=256, stride=64, negative_share=0.02, top_k=4,
               max_answer_tokens=64, epochs=3.0)
 
