@@ -124,6 +124,7 @@ class Trainer:
         self.boundary: tuple[int, int, dict] = (0, 0, {})  # (epoch, next batch, RNG) at the last step
         self._boundary_step = 0  # the global_step ``boundary`` describes; -1 while stepping
         self._ctrl_c = False  # Ctrl-C was pressed: stop at the end of this optimizer step
+        self._last_checkpoint: tuple[int, Path | None] = (-1, None)  # (step, folder)
         self._window_loss = torch.zeros((), device=self.device)  # summed on device, read rarely
         self._logged_loss = torch.zeros((), device=self.device)
         self._logged_batches = 0
@@ -195,7 +196,9 @@ class Trainer:
             exact = self._boundary_step == self.global_step and (
                 self._ctrl_c or self.accelerator.num_processes == 1)  # all processes here
             if self.config.output_dir and exact:
-                path = self.save_checkpoint()
+                step, path = self._last_checkpoint
+                if step != self.global_step:  # not already written at this step
+                    path = self.save_checkpoint()
                 print(f"interrupted at step {self.global_step}; checkpoint saved to {path}; "
                       "run train(resume_from='latest') to continue")
             elif self.config.output_dir:
@@ -443,7 +446,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """A resume point at the last optimizer step (see :mod:`.checkpoint`)."""
-        return checkpoint.save_checkpoint(self)
+        path = checkpoint.save_checkpoint(self)
+        self._last_checkpoint = (self.global_step, path)
+        return path
 
 
 def train(model, train_dataset, eval_dataset=None, *, tokenizer=None, compute_metrics=None,
