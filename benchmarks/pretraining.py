@@ -297,6 +297,23 @@ def save(report: dict) -> None:
             lines.append(f"| {SET_NAMES[r['set']]} | {r['backbone']} | {r['accuracy']:.3f} ± "
                          f"{r['accuracy_sd']:.3f} | {r['macro_f1']:.3f} ± {r['macro_f1_sd']:.3f} "
                          f"| {goal} | {r['train_seconds']:.0f} |")
+    lines += [""] if report["test"] else []
+    for set_name in dict.fromkeys(r["set"] for r in report["test"]):
+        rows = {r["backbone"]: r for r in report["test"] if r["set"] == set_name}
+        base = rows.get("original")
+        for name, r in rows.items():
+            if name == "original" or base is None:
+                continue
+            gaps = {k: r[k] - base[k] for k in ("accuracy", "macro_f1")}
+            noise = {k: 2 * max(r[f"{k}_sd"], base[f"{k}_sd"]) for k in gaps}
+            verdict = ("a gain beyond twice the seed spread" if all(
+                gaps[k] > noise[k] for k in gaps) else "a loss beyond twice the seed spread"
+                if all(gaps[k] < -noise[k] for k in gaps) else "within twice the seed spread "
+                "on at least one of the two" if not any(abs(gaps[k]) > noise[k] for k in gaps)
+                else "beyond twice the seed spread on one of the two only")
+            lines.append(f"{SET_NAMES[set_name]}: {name} against the original backbone "
+                         f"{gaps['accuracy']:+.3f} accuracy / {gaps['macro_f1']:+.3f} macro-F1: "
+                         f"{verdict}.")
     lines += ["", FINBERT_ABLATION, "",
               f"Machine: {report['machine']}. Seconds are wall-clock time for training alone; "
               "other work on the machine inflates them."]
