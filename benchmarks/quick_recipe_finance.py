@@ -47,6 +47,9 @@ RECIPES = {
     # notebook 11's FinBERT recipe: layer-wise rates, gradual unfreezing, slanted triangular
     "layerwise-stlr": ("cls", "layerwise", 3e-4, 4, False, "slanted_triangular"),
     "mean-pooled-head-2e-4": ("mean", "full", 2e-4, 6, False),
+    # notebook 05: the command line's recipes for the parameter-efficient strategies
+    "adapters": ("cls", "adapters", 1e-3, 8, False),
+    "lora": ("cls", "lora", 1e-3, 8, False),
 }
 SEEDS = (42, 43, 44)
 OUT = "quick_recipe_finance"
@@ -169,7 +172,8 @@ def write(runs: list[dict], probe: dict | None) -> None:
               "(notebook 11's plain baseline); `weighted` uses a class-weighted cross-entropy "
               "(inverse class frequency); `mean-pooled-head` replaces "
               "`BertForSequenceClassification`'s tanh pooler over [CLS] by mean pooling "
-              "(`heads.PooledClassifier`). Seconds: 2 CPU cores, including model loading."]
+              "(`heads.PooledClassifier`); `adapters` / `lora`: bottleneck adapters (reduction "
+              "16) / LoRA (r 8) with a frozen backbone, the command line's recipes. Seconds: 2 CPU cores, including model loading."]
     (RESULTS / f"{OUT}.md").write_text("\n".join(lines) + "\n")
 
 
