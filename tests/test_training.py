@@ -621,3 +621,13 @@ def test_a_second_ctrl_c_stops_at_once_and_keeps_the_last_exact_checkpoint(toy_d
     assert trainer.global_step == 6  # stopped inside step 7's optimizer step
     assert [p.name for p in (tmp_path / "checkpoints").glob("step-*")] == ["step-0000004"]
     assert "the newest checkpoint" in capsys.readouterr().out
+
+
+def test_ctrl_c_during_the_last_step_lets_the_run_finish(toy_data, tmp_path):
+    """The last step completes the run: stopping there would lose a finished model."""
+    train, evals = toy_data
+    trainer = make_trainer(train, evals, tmp_path, epochs=1)
+    steps = math.ceil(len(train) / 8)
+    trainer.callbacks.append(CtrlCDuringOptimizerStep(at_step=steps))
+    trainer.train()  # no KeyboardInterrupt
+    assert trainer.global_step == steps

@@ -124,6 +124,7 @@ class Trainer:
         self.boundary: tuple[int, int, dict] = (0, 0, {})  # (epoch, next batch, RNG) at the last step
         self._boundary_step = 0  # the global_step ``boundary`` describes; -1 while stepping
         self._ctrl_c = False  # Ctrl-C was pressed: stop at the end of this optimizer step
+        self._stop_agreed = False  # every process stops at this step (after a Ctrl-C)
         self._last_checkpoint: tuple[int, Path | None] = (-1, None)  # (step, folder)
         self._window_loss = torch.zeros((), device=self.device)  # summed on device, read rarely
         self._logged_loss = torch.zeros((), device=self.device)
@@ -166,10 +167,11 @@ class Trainer:
                         self._evaluate_and_keep_best(epoch + (b + 1) / len(batches))
                     if self._checkpoint_due(end_of_epoch, last_step):
                         self.save_checkpoint()
-                    if self._ctrl_c_agreed():
-                        raise KeyboardInterrupt  # at a step boundary: the checkpoint is exact
                     if self.stop_training or last_step:
-                        break
+                        break  # a run that has finished is not interrupted
+                    if self._ctrl_c_agreed():
+                        self._stop_agreed = True
+                        raise KeyboardInterrupt  # at a step boundary: the checkpoint is exact
         if self.config.load_best_at_end and self.best_state is not None:
             self.unwrapped_model.load_state_dict(self.best_state)
         self.model.eval()
@@ -187,14 +189,14 @@ class Trainer:
         second Ctrl-C stops at once; the newest periodic checkpoint is then kept."""
         self._bar = self._progress_bar()
         self._clock = (time.perf_counter(), self.history.train_seconds)
-        self._ctrl_c = False
+        self._ctrl_c = self._stop_agreed = False
         try:
             with tf32_matmuls(self.device), self._deferred_ctrl_c():
                 yield
         except KeyboardInterrupt:
             self.history.train_seconds = self._elapsed()
             exact = self._boundary_step == self.global_step and (
-                self._ctrl_c or self.accelerator.num_processes == 1)  # all processes here
+                self._stop_agreed or self.accelerator.num_processes == 1)  # all processes here
             if self.config.output_dir and exact:
                 step, path = self._last_checkpoint
                 if step != self.global_step:  # not already written at this step
