@@ -306,11 +306,15 @@ def save(report: dict) -> None:
                 continue
             gaps = {k: r[k] - base[k] for k in ("accuracy", "macro_f1")}
             noise = {k: 2 * max(r[f"{k}_sd"], base[f"{k}_sd"]) for k in gaps}
-            verdict = ("a gain beyond twice the seed spread" if all(
-                gaps[k] > noise[k] for k in gaps) else "a loss beyond twice the seed spread"
-                if all(gaps[k] < -noise[k] for k in gaps) else "within twice the seed spread "
-                "on at least one of the two" if not any(abs(gaps[k]) > noise[k] for k in gaps)
-                else "beyond twice the seed spread on one of the two only")
+            beyond = [abs(gaps[k]) > noise[k] for k in gaps]
+            if all(gaps[k] > noise[k] for k in gaps):
+                verdict = "a gain beyond twice the seed spread"
+            elif all(gaps[k] < -noise[k] for k in gaps):
+                verdict = "a loss beyond twice the seed spread"
+            elif not any(beyond):
+                verdict = "within twice the seed spread on both: no measurable difference"
+            else:
+                verdict = "beyond twice the seed spread on one of the two only"
             lines.append(f"{SET_NAMES[set_name]}: {name} against the original backbone "
                          f"{gaps['accuracy']:+.3f} accuracy / {gaps['macro_f1']:+.3f} macro-F1: "
                          f"{verdict}.")
