@@ -39,6 +39,42 @@ def classification_metrics(label_names: list[str] | None = None):
     return compute
 
 
+def paired_bootstrap(labels, predictions_a, predictions_b, metric: str = "macro_f1",
+                     label_names: list[str] | None = None, resamples: int = 2000,
+                     level: float = 0.95, seed: int = 0) -> dict:
+    """How far ``metric(a) - metric(b)`` could move with another test set of the same size.
+
+    Both models are scored on the same resampled sentences (drawn with replacement), so
+    the interval holds the test set's sampling noise, not the seed's: two methods whose
+    interval contains 0 are within noise on this test set. Returns ``difference`` (on the
+    real test set), ``low`` and ``high`` (the central ``level`` of the resampled
+    differences) and ``within_noise``. Predictions may be label ids or logits.
+    """
+    labels = np.asarray(labels)
+    a, b = (np.asarray(p) for p in (predictions_a, predictions_b))
+    a, b = (p.argmax(-1) if p.ndim == 2 else p for p in (a, b))
+    if not len(labels) == len(a) == len(b):
+        raise ValueError(f"{len(labels)} labels but {len(a)} and {len(b)} predictions")
+
+    ids = np.arange(len(label_names)) if label_names else np.union1d(labels, np.union1d(a, b))
+
+    def scores(truth, predicted):  # one row per resample; sklearn's formulas, vectorised
+        if metric == "accuracy":
+            return (truth == predicted).mean(-1)
+        if metric != "macro_f1":
+            raise ValueError(f"metric must be 'accuracy' or 'macro_f1', not {metric!r}")
+        is_true, is_pred = truth[..., None] == ids, predicted[..., None] == ids
+        hits = (is_true & is_pred).sum(-2)
+        both = is_true.sum(-2) + is_pred.sum(-2)
+        return np.where(both > 0, 2 * hits / np.maximum(both, 1), 0.0).mean(-1)
+
+    draws = np.random.default_rng(seed).integers(0, len(labels), (resamples, len(labels)))
+    differences = scores(labels[draws], a[draws]) - scores(labels[draws], b[draws])
+    low, high = np.quantile(differences, [(1 - level) / 2, (1 + level) / 2])
+    return {"difference": float(scores(labels, a) - scores(labels, b)), "low": float(low),
+            "high": float(high), "within_noise": bool(low <= 0 <= high)}
+
+
 def confusion(labels, predictions, n_labels: int) -> np.ndarray:
     return confusion_matrix(labels, predictions, labels=list(range(n_labels)))
 

@@ -135,20 +135,21 @@ def _predict_ids(model, id_lists: list[list[int]], pad_id: int) -> np.ndarray:
                                   for ids in id_lists], pad_id)
 
 
-def deletion_check(model, tokenizer, texts: list[str], seed: int = 0,
-                   max_length: int = 128) -> dict:
+def deletion_check(model, tokenizer, texts: list[str], max_length: int = 128) -> dict:
     """Does saliency point at words that matter? Delete one word and re-predict.
 
     For every text, the word with the highest saliency for the predicted class is
-    deleted (all its pieces), and, separately, a random word. A faithful map's
-    deletions lower the predicted class's probability more, and change the
-    prediction more often, than random ones. Returns, for both kinds of deletion,
-    the mean drop of that probability and the share of changed predictions.
+    deleted (all its pieces); as the baseline, every word is deleted in turn, which gives
+    the expected effect of deleting a random word exactly instead of one lucky or unlucky
+    draw. A faithful map's deletions lower the predicted class's probability more, and
+    change the prediction more often, than random ones. Returns, for both kinds of
+    deletion, the mean drop of that probability and the share of changed predictions, and
+    ``top_word_beats_average``: the share of texts where the top word's drop exceeds the
+    average word's.
     """
-    rng = np.random.default_rng(seed)
     was_training = model.training
     model.eval()
-    originals, top_deleted, random_deleted = [], [], []
+    originals, top_deleted, every_deleted, owners = [], [], [], []
     try:
         for text in texts:
             s = gradient_x_input(model, tokenizer, text, max_length=max_length)
@@ -157,28 +158,31 @@ def deletion_check(model, tokenizer, texts: list[str], seed: int = 0,
             if len(spans) < 2:
                 continue
             top = max(spans, key=lambda span: float(s.scores[span].sum()))
-            other = spans[int(rng.integers(len(spans)))]
             originals.append(ids)
             top_deleted.append([t for i, t in enumerate(ids) if i not in top])
-            random_deleted.append([t for i, t in enumerate(ids) if i not in other])
+            for span in spans:
+                every_deleted.append([t for i, t in enumerate(ids) if i not in span])
+                owners.append(len(originals) - 1)
         pad = tokenizer.pad_token_id or 0
         before = _predict_ids(model, originals, pad)
         after_top = _predict_ids(model, top_deleted, pad)
-        after_random = _predict_ids(model, random_deleted, pad)
+        after_every = _predict_ids(model, every_deleted, pad)
     finally:
         model.train(was_training)
     predicted = before.argmax(1)
-    rows = np.arange(len(predicted))
-
-    def effect(after):
-        return (float((before[rows, predicted] - after[rows, predicted]).mean()),
-                float((after.argmax(1) != predicted).mean()))
-
-    top_drop, top_changes = effect(after_top)
-    random_drop, random_changes = effect(after_random)
-    return {"texts": len(originals), "top_word_prob_drop": top_drop,
-            "random_word_prob_drop": random_drop, "top_word_changes": top_changes,
-            "random_word_changes": random_changes}
+    rows, owners = np.arange(len(predicted)), np.asarray(owners)
+    top_drops = before[rows, predicted] - after_top[rows, predicted]
+    every_drops = before[owners, predicted[owners]] - after_every[np.arange(len(owners)),
+                                                                   predicted[owners]]
+    every_changed = after_every.argmax(1) != predicted[owners]
+    words = np.bincount(owners, minlength=len(rows))  # average over each text's words first
+    average_drops = np.bincount(owners, every_drops, minlength=len(rows)) / words
+    average_changes = np.bincount(owners, every_changed, minlength=len(rows)) / words
+    return {"texts": len(originals), "top_word_prob_drop": float(top_drops.mean()),
+            "random_word_prob_drop": float(average_drops.mean()),
+            "top_word_changes": float((after_top.argmax(1) != predicted).mean()),
+            "random_word_changes": float(average_changes.mean()),
+            "top_word_beats_average": float((top_drops > average_drops).mean())}
 
 
 def compare_edit(model, tokenizer, original: str, edited: str) -> dict:

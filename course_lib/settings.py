@@ -13,6 +13,12 @@ Environment variables (all optional):
   than that (:func:`max_steps_cap`). For smoke runs of every notebook on a CPU: the Trainer
   shortens its schedule to the cap (warmup and decay still complete, the final evaluation
   still happens); a notebook's own loop uses :func:`capped`. Its numbers mean nothing.
+- ``COURSE_SEED``     a whole number (default 42): the seed of the course's training runs
+  (:func:`course_seed`): the default of ``TrainingConfig.seed`` and of the searches'
+  seeds, and the ``SEED`` every notebook draws its new weights, dropout and shuffling from
+  (with ``SEED + 1``, ... where it repeats a run). Data splits keep their own fixed seeds,
+  so a second execution with another ``COURSE_SEED`` trains other models on the same
+  data: a lesson that holds there was not a lucky draw.
 
 The quick profile needs no network, so the course never waits on one: unless the
 user set ``HF_HUB_OFFLINE`` themselves, the places where the course loads things
@@ -84,6 +90,17 @@ def max_steps_cap() -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise CourseError(f"COURSE_MAX_STEPS={value!r} is not a positive whole number of "
                           "optimizer steps; unset it for complete runs")
+    return int(value)
+
+
+def course_seed() -> int:
+    """``COURSE_SEED`` if set, else :data:`DEFAULT_SEED`: the seed a notebook trains with."""
+    value = os.environ.get("COURSE_SEED", "").strip()
+    if not value:
+        return DEFAULT_SEED
+    if not value.isdigit():
+        raise CourseError(f"COURSE_SEED={value!r} is not a whole number; unset it for the "
+                          f"default seed {DEFAULT_SEED}")
     return int(value)
 
 

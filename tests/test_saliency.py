@@ -80,10 +80,25 @@ def test_word_spans_group_pieces_and_skip_special_tokens():
 
 def test_deletion_check_reports_two_change_rates(tiny_model, tokenizer):
     texts = ["profit rose sharply", "sales fell in the quarter", "the board met", "x"]
-    result = saliency.deletion_check(tiny_model, tokenizer, texts, seed=1)
+    result = saliency.deletion_check(tiny_model, tokenizer, texts)
     assert result["texts"] == 3  # "x" has a single word: nothing to compare
-    for key in ("top_word_changes", "random_word_changes"):
+    for key in ("top_word_changes", "random_word_changes", "top_word_beats_average"):
         assert 0.0 <= result[key] <= 1.0
     for key in ("top_word_prob_drop", "random_word_prob_drop"):
         assert -1.0 <= result[key] <= 1.0
     assert tiny_model.training
+
+
+def test_the_random_baseline_is_the_exact_average_over_every_word(tiny_model, tokenizer):
+    text = "sales fell in the quarter"
+    result = saliency.deletion_check(tiny_model, tokenizer, [text])
+    ids = tokenizer(text)["input_ids"]
+    spans = saliency.word_spans(tokenizer.convert_ids_to_tokens(ids))
+    pad = tokenizer.pad_token_id
+    before = saliency._predict_ids(tiny_model, [ids], pad)[0]
+    label = before.argmax()
+    drops = [before[label] - saliency._predict_ids(
+        tiny_model, [[t for i, t in enumerate(ids) if i not in span]], pad)[0][label]
+        for span in spans]
+    assert result["random_word_prob_drop"] == pytest.approx(np.mean(drops), abs=1e-6)
+    assert result == saliency.deletion_check(tiny_model, tokenizer, [text])  # no random draw

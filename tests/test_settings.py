@@ -197,3 +197,39 @@ def test_progress_is_quiet_under_ci(monkeypatch):
     monkeypatch.delenv("CI")
     monkeypatch.setenv("COURSE_PROGRESS", "1")
     assert settings.show_progress()
+
+
+def test_course_seed_is_one_switch_for_notebooks_trainer_searches_and_command_line(
+        monkeypatch, tmp_path):
+    from course_lib import notebook
+    from course_lib.cli import build_parser
+    from course_lib.training import TrainingConfig
+
+    monkeypatch.delenv("COURSE_SEED", raising=False)
+    assert settings.course_seed() == settings.DEFAULT_SEED == TrainingConfig().seed
+    monkeypatch.setenv("COURSE_SEED", "7")
+    assert settings.course_seed() == 7 and TrainingConfig().seed == 7
+    assert TrainingConfig(seed=3).seed == 3  # an explicit seed wins
+    assert notebook.summary().seed == 7
+    args = build_parser().parse_args(["classify", "--train", "t.csv", "--eval", "e.csv",
+                                      "--text-column", "t", "--label-column", "l",
+                                      "--output-dir", "o"])
+    assert args.seed is None  # resolved to COURSE_SEED when the command runs
+    for bad in ("-1", "seven", "1.5"):
+        monkeypatch.setenv("COURSE_SEED", bad)
+        with pytest.raises(CourseError, match="COURSE_SEED"):
+            settings.course_seed()
+
+
+def test_headline_records_only_when_an_executor_asks(monkeypatch, tmp_path):
+    from course_lib import notebook
+
+    monkeypatch.delenv("COURSE_HEADLINES", raising=False)
+    assert notebook.headline("macro-F1", 0.5) == 0.5  # nothing written anywhere
+    target = tmp_path / "headlines.jsonl"
+    monkeypatch.setenv("COURSE_HEADLINES", str(target))
+    monkeypatch.setenv("COURSE_NOTEBOOK", "03_x.ipynb")
+    monkeypatch.setenv("COURSE_SEED", "43")
+    notebook.headline("macro-F1", np.float32(0.25))
+    record = json.loads(target.read_text())
+    assert record == {"notebook": "03_x.ipynb", "seed": 43, "name": "macro-F1", "value": 0.25}

@@ -46,7 +46,8 @@ KNOWN_TAGS = {"solution", "colab-badge", "colab-setup", "nbval-skip", "nbval-ign
               "raises-exception"}
 COLAB_TAGS = {"colab-badge", "colab-setup"}
 TITLE = re.compile(r"^# (\d\d) · \S")
-SETUP_LINES = ("from course_lib.notebook import setup_notebook", "setup_notebook(")
+SETUP_LINES = (r"^from course_lib\.notebook import [\w, ]*\bsetup_notebook\b",
+               r"^info = setup_notebook\(")
 WIDGET = "application/vnd.jupyter.widget-view+json"
 STATIC = ("text/html", "text/markdown", "image/png", "image/jpeg", "image/svg+xml")
 
@@ -166,7 +167,7 @@ def check_skeleton(nb, path: Path) -> list[Finding]:
     found += [Finding(first, "skeleton", f"the header has no {part.strip('*')} line")
               for part in ("**What you will learn**", "**Prerequisites", "**Runtime")
               if part not in header]
-    if not code or not all(line in code[0][1] for line in SETUP_LINES):
+    if not code or not all(re.search(line, code[0][1], re.M) for line in SETUP_LINES):
         found.append(Finding(code[0][0] if code else None, "skeleton",
                              "the first code cell must be the setup cell: `from course_lib."
                              "notebook import setup_notebook` / `info = setup_notebook(...)`"))

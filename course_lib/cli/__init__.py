@@ -67,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     try:
         settings.apply_offline_default()
+        if getattr(args, "seed", 0) is None:  # --seed not given: the course's one seed switch
+            args.seed = settings.course_seed()
         args.run(args)
     except USER_ERRORS as err:
         print(f"error: {one_line(err)}", file=sys.stderr)

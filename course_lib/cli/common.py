@@ -66,8 +66,9 @@ def add_common_options(parser: argparse.ArgumentParser, *,
     parser.add_argument("--max-length", type=int, default=None,
                         help=f"tokens per example, {MIN_MAX_LENGTH} up to the model's limit "
                              f"(default: {default_max_length})")
-    parser.add_argument("--seed", type=seed_value, default=DEFAULT_SEED,
-                        help=f"random seed, 0..{MAX_SEED} (default: {DEFAULT_SEED})")
+    parser.add_argument("--seed", type=seed_value, default=None,
+                        help=f"random seed, 0..{MAX_SEED} (default: COURSE_SEED if set, "
+                             f"else {DEFAULT_SEED})")
     parser.add_argument("--output-dir", required=True, type=Path,
                         help="where metrics.json, model/ and the resume checkpoints go")
     parser.add_argument("--save-every", type=int, default=None, metavar="STEPS",

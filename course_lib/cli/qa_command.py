@@ -220,7 +220,7 @@ def run_qa_command(args) -> dict:
     check_max_length(recipe.max_length, backbones.max_positions(name))
     say(line)
     seed = int(_given(args, "seed") if _given(args, "seed") is not None
-               else settings.DEFAULT_SEED)
+               else settings.course_seed())
     lr = float(_given(args, "lr") or _strategy_lr(strategy))
     batch_size = int(_given(args, "batch_size") or TRAINING["batch_size"])
     allow_null = any(not r["answers"]["text"] for r in train_records)

@@ -52,7 +52,7 @@ class TrainingConfig:
     load_best_at_end: bool = True
     group_by_length: bool = True
     mixed_precision: str = "auto"  # auto | no | bf16 | fp16
-    seed: int = settings.DEFAULT_SEED
+    seed: int = field(default_factory=settings.course_seed)  # COURSE_SEED, 42 unless set
     max_steps: int | None = None  # overrides epochs when set
     output_dir: str | None = None  # checkpoints and the best model go here
     save_every: str | int | None = "eval"  # resume checkpoints: "eval", "epoch", N steps, None

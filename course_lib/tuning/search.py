@@ -85,7 +85,7 @@ class SearchResult:
 
 
 def run_trials(configs: Iterable[dict], train_fn: TrainFn, train, validation=None, *,
-               seeds: Sequence[int] = (settings.DEFAULT_SEED,), folds: int | None = None,
+               seeds: Sequence[int] | None = None, folds: int | None = None,
                fold_seed: int = 0, store: str | os.PathLike | None = None,
                metric: str = "macro_f1", greater_is_better: bool = True,
                label_column: str = "labels", verbose: bool = True) -> SearchResult:
@@ -93,8 +93,10 @@ def run_trials(configs: Iterable[dict], train_fn: TrainFn, train, validation=Non
 
     Without ``folds`` each trial trains on ``train`` and scores on ``validation``. With
     ``folds=k`` the validation split comes from ``train`` itself, fold by fold (give no
-    ``validation``). There is deliberately no argument for a test split.
+    ``validation``). There is deliberately no argument for a test split. ``seeds``
+    defaults to one seed, ``COURSE_SEED`` (42 unless set).
     """
+    seeds = (settings.course_seed(),) if seeds is None else seeds
     configs = [dict(c) for c in configs]
     if not configs:
         raise CourseError("no configurations to try")
