@@ -82,10 +82,10 @@ def setup_notebook(seed: int | None = None, quiet_warnings: bool = True) -> Summ
     return info
 
 
-def headline(name: str, value: float) -> float:
-    """Record a notebook's headline result (the number its lesson rests on); returns it.
+def headline(name: str, value: float) -> None:
+    """Record a notebook's headline result (the number its lesson rests on).
 
-    It shows nothing. When ``tools/execute_notebooks.py`` runs the notebook it sets
+    It shows nothing (and returns nothing, so that as a cell's last line it adds no output). When ``tools/execute_notebooks.py`` runs the notebook it sets
     ``COURSE_HEADLINES`` (a JSON-lines file) and ``COURSE_NOTEBOOK``, and each call appends
     ``{notebook, seed, name, value}`` there: executions with several ``COURSE_SEED`` values
     give the README's expected results as a mean and spread over seeds, measured rather
@@ -98,7 +98,6 @@ def headline(name: str, value: float) -> float:
                   "seed": settings.course_seed(), "name": name, "value": value}
         with open(target, "a", encoding="utf-8") as out:
             out.write(json.dumps(record) + "\n")
-    return value
 
 
 def seed_spread(benchmark: str, recipe: str, split: str = "test",

@@ -12,7 +12,9 @@ Environment variables (all optional):
 - ``COURSE_MAX_STEPS`` a positive whole number: no training run takes more optimizer steps
   than that (:func:`max_steps_cap`). For smoke runs of every notebook on a CPU: the Trainer
   shortens its schedule to the cap (warmup and decay still complete, the final evaluation
-  still happens); a notebook's own loop uses :func:`capped`. Its numbers mean nothing.
+  still happens); a notebook's own loop uses :func:`capped`. Every dataset split the
+  course loads keeps at most :data:`SMOKE_EXAMPLES_PER_STEP` × that many examples
+  (:func:`max_examples_cap`), so evaluation is bounded too. Its numbers mean nothing.
 - ``COURSE_SEED``     a whole number (default 42): the seed of the course's training runs
   (:func:`course_seed`): the default of ``TrainingConfig.seed`` and of the searches'
   seeds, and the ``SEED`` every notebook draws its new weights, dropout and shuffling from
@@ -102,6 +104,36 @@ def course_seed() -> int:
         raise CourseError(f"COURSE_SEED={value!r} is not a whole number; unset it for the "
                           f"default seed {DEFAULT_SEED}")
     return int(value)
+
+
+SMOKE_EXAMPLES_PER_STEP = 32
+
+
+def max_examples_cap() -> int | None:
+    """With ``COURSE_MAX_STEPS`` (a smoke run): the most examples a loaded split keeps.
+
+    A step cap alone leaves evaluation unbounded: reading a real test split with a
+    bert-base-sized model on a CPU takes minutes per pass. The first examples of each split
+    are kept (``SMOKE_EXAMPLES_PER_STEP`` per allowed step), enough for every code path.
+    """
+    cap = max_steps_cap()
+    return None if cap is None else SMOKE_EXAMPLES_PER_STEP * cap
+
+
+def record_cost(kind: str, **fields) -> None:
+    """Append one JSON line to ``COURSE_COSTS`` if set (the smoke run's cost table).
+
+    ``tools/execute_notebooks.py --smoke`` sets it, with ``COURSE_NOTEBOOK``; without
+    them this does nothing.
+    """
+    target = os.environ.get("COURSE_COSTS", "").strip()
+    if not target:
+        return
+    import json
+
+    record = {"kind": kind, "notebook": os.environ.get("COURSE_NOTEBOOK", ""), **fields}
+    with open(target, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")
 
 
 def capped_steps(steps: int) -> int:

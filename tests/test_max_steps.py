@@ -1,6 +1,8 @@
 """COURSE_MAX_STEPS (issue 19 item 2): one switch caps every training run, so a smoke run of
 every notebook with a bert-base-shaped model finishes on 2 CPU cores."""
 
+import json
+
 import pytest
 
 from course_lib import settings
@@ -73,3 +75,40 @@ def test_capped_gives_a_hand_written_loop_at_most_the_cap(monkeypatch):
     assert list(settings.capped(range(7))) == [0, 1, 2]
     assert list(settings.capped(iter(range(2)))) == [0, 1]
     assert settings.capped_steps(7) == 3 and settings.capped_steps(2) == 2
+
+
+def test_the_cap_also_bounds_every_split_the_course_loads(monkeypatch, tmp_path):
+    from course_lib import data
+
+    costs = tmp_path / "costs.jsonl"
+    monkeypatch.setenv("COURSE_COSTS", str(costs))
+    monkeypatch.setenv("COURSE_NOTEBOOK", "nb.ipynb")
+    monkeypatch.setenv("COURSE_MAX_STEPS", "1")
+    capped = data.load_dataset("finance", source="bundled", verbose=False)
+    assert {split: len(part) for split, part in capped.items()} == \
+        {"train": 32, "validation": 32, "test": 32}
+    assert capped.source.startswith("bundled")
+    record = json.loads(costs.read_text())
+    assert record["kind"] == "dataset" and record["full_sizes"]["train"] == 420
+    monkeypatch.delenv("COURSE_MAX_STEPS")
+    assert len(data.load_dataset("finance", source="bundled", verbose=False)["train"]) == 420
+
+
+def test_a_training_run_records_its_cost_for_the_smoke_table(toy_data, monkeypatch, tmp_path):
+    costs = tmp_path / "costs.jsonl"
+    monkeypatch.setenv("COURSE_COSTS", str(costs))
+    monkeypatch.setenv("COURSE_NOTEBOOK", "nb.ipynb")
+    monkeypatch.setenv("COURSE_MAX_STEPS", "3")
+    trainer, history = run(toy_data)
+    record = json.loads(costs.read_text())
+    train, _ = toy_data
+    assert record["kind"] == "training" and record["notebook"] == "nb.ipynb"
+    assert record["steps"] == 3 and record["configured_steps"] == FULL_RUN
+    assert record["train_examples"] == len(train)
+    assert 0 < record["tokens"] <= record["positions"] <= 3 * 8 * max(
+        len(row["input_ids"]) for row in train)
+    assert record["parameters"] == record["trainable"] == sum(
+        p.numel() for p in trainer.unwrapped_model.parameters())
+    monkeypatch.delenv("COURSE_COSTS")
+    run(toy_data)
+    assert len(costs.read_text().splitlines()) == 1  # nothing recorded without the variable

@@ -225,7 +225,7 @@ def test_headline_records_only_when_an_executor_asks(monkeypatch, tmp_path):
     from course_lib import notebook
 
     monkeypatch.delenv("COURSE_HEADLINES", raising=False)
-    assert notebook.headline("macro-F1", 0.5) == 0.5  # nothing written anywhere
+    assert notebook.headline("macro-F1", 0.5) is None  # no output, nothing written anywhere
     target = tmp_path / "headlines.jsonl"
     monkeypatch.setenv("COURSE_HEADLINES", str(target))
     monkeypatch.setenv("COURSE_NOTEBOOK", "03_x.ipynb")

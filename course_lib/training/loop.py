@@ -113,6 +113,7 @@ class Trainer:
         self.optimizer = None
         self.scheduler = None
         self.total_steps = 0
+        self.configured_steps = 0  # before COURSE_MAX_STEPS
         # the run's state, saved in checkpoints
         self.run_id = checkpoint.new_run_id()
         self.history = History()
@@ -129,6 +130,8 @@ class Trainer:
         self._window_loss = torch.zeros((), device=self.device)  # summed on device, read rarely
         self._logged_loss = torch.zeros((), device=self.device)
         self._logged_batches = 0
+        self._positions = 0  # padded positions the trained batches held (what costs compute)
+        self._tokens = torch.zeros((), device=self.device)  # real tokens, summed on device
         self._bar = None  # the progress bar and (start time, seconds before) of train()
         self._clock = (0.0, 0.0)
 
@@ -141,6 +144,8 @@ class Trainer:
         """Run the schedule; ``resume_from="latest"`` (or a checkpoint folder) resumes."""
         examples, plan, epochs = self._start(resume_from)
         start_epoch, start_batch = self.boundary[:2]
+        first_step, self._positions = self.global_step, 0
+        self._tokens.zero_()
         self.model.train()
         with self._session():
             for epoch in range(start_epoch, epochs):
@@ -175,7 +180,24 @@ class Trainer:
         if self.config.load_best_at_end and self.best_state is not None:
             self.unwrapped_model.load_state_dict(self.best_state)
         self.model.eval()
+        self._record_cost(self.global_step - first_step)
         return self.history
+
+    def _record_cost(self, steps: int) -> None:
+        """What this run cost, for a smoke run's table (``settings.record_cost``)."""
+        if not os.environ.get("COURSE_COSTS") or not self.accelerator.is_main_process:
+            return
+        import resource
+
+        total, trainable = (sum(p.numel() for p in self.unwrapped_model.parameters()
+                                if keep(p)) for keep in (lambda p: True, lambda p: p.requires_grad))
+        settings.record_cost(
+            "training", steps=steps, configured_steps=self.configured_steps,
+            train_examples=len(self.train_dataset), train_seconds=self.history.train_seconds,
+            positions=self._positions * self.accelerator.num_processes,
+            tokens=int(self._tokens) * self.accelerator.num_processes,
+            parameters=total, trainable=trainable, device=str(self.device),
+            peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
     @contextmanager
     def _session(self):
@@ -269,6 +291,7 @@ class Trainer:
                          process_index=self.accelerator.process_index)
         steps_per_epoch = math.ceil(len(plan) / max(1, cfg.gradient_accumulation_steps))
         configured = cfg.max_steps or math.ceil(steps_per_epoch * cfg.epochs)
+        self.configured_steps = configured
         self.total_steps = settings.capped_steps(configured)  # COURSE_MAX_STEPS (smoke runs)
         if self.total_steps < configured and self.accelerator.is_main_process and cfg.verbose:
             print(f"COURSE_MAX_STEPS={self.total_steps}: stopping after {self.total_steps} "
@@ -315,6 +338,10 @@ class Trainer:
     def _forward_backward(self, batch, window_size: int, sync: bool) -> None:
         """One micro-batch; gradients are synchronised between processes only at the
         window's last (``sync``), and each counts ``1 / window_size`` of the step."""
+        mask = batch.get("attention_mask")
+        if mask is not None:
+            self._positions += mask.numel()
+            self._tokens += mask.sum()
         with nullcontext() if sync else self.accelerator.no_sync(self.model):
             loss, _ = self._loss(self.model, batch)
             self.accelerator.backward(loss / window_size)
