@@ -112,3 +112,9 @@ def test_a_training_run_records_its_cost_for_the_smoke_table(toy_data, monkeypat
     monkeypatch.delenv("COURSE_COSTS")
     run(toy_data)
     assert len(costs.read_text().splitlines()) == 1  # nothing recorded without the variable
+
+
+def test_a_run_stopped_mid_epoch_still_logs_its_last_step(toy_data, monkeypatch):
+    monkeypatch.setenv("COURSE_MAX_STEPS", "2")
+    _, history = run(toy_data, log_every=10)
+    assert [s["step"] for s in history.steps] == [2]  # was empty: nothing to plot

@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -46,6 +47,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "full_profile_smoke"
 # estimate, labelled as one; replaced by measurements when a GPU run is available.
 GPU_FLOPS = 100e12
 GPU_NAME = "one A100-class GPU at 100 TFLOP/s sustained (bf16)"
+# Small fine-tuning batches do not keep a GPU busy: each optimizer step of a 12-layer model
+# also pays kernel launches and the optimizer update, about 50 ms whatever its size.
+GPU_STEP_OVERHEAD = 0.05
 
 SOFT_ASSERTS = r'''
 import ast as _ast
@@ -107,6 +111,8 @@ def summarise(records: list[dict]) -> dict:
     ratio = max((d["full_sizes"]["train"] / max(1, d["kept"]["train"]) for d in datasets),
                 default=1.0)
     full_steps = sum(r["configured_steps"] for r in runs) * ratio
+    # forward and backward of every weight (6 FLOPs per weight and position): an upper
+    # bound for runs that freeze layers, and far above it where frozen layers were cached
     flops_per_step = [6 * r["parameters"] * r["positions"] / max(1, r["steps"]) for r in runs]
     full_flops = sum(f * r["configured_steps"] * ratio for f, r in zip(flops_per_step, runs))
     return {
@@ -118,9 +124,14 @@ def summarise(records: list[dict]) -> dict:
         "train split ratio": round(ratio, 1),
         "full-run steps (estimate)": round(full_steps),
         "full-run training TFLOP (estimate)": round(full_flops / 1e12, 1),
-        "GPU minutes (estimate)": round(full_flops / GPU_FLOPS / 60, 1),
+        "GPU minutes (estimate)": gpu_minutes(full_flops / 1e12, full_steps),
         "datasets": {d["dataset"]: d["full_sizes"] for d in datasets},
     }
+
+
+def gpu_minutes(tflop: float, steps: float) -> float:
+    """Training minutes on the assumed GPU: compute at ``GPU_FLOPS`` plus a fixed cost per step."""
+    return round((tflop * 1e12 / GPU_FLOPS + steps * GPU_STEP_OVERHEAD) / 60, 1)
 
 
 def markdown(results: dict) -> str:
@@ -135,9 +146,11 @@ def markdown(results: dict) -> str:
         cost = row["cost"]
         per_step = "-" if cost["seconds per step"] is None else f"{cost['seconds per step']:.1f}"
         positions = "-" if cost["positions per step"] is None else f"{cost['positions per step']:,}"
+        minutes = gpu_minutes(cost["full-run training TFLOP (estimate)"],
+                              cost["full-run steps (estimate)"])
         gpu = ("-" if not cost["training runs"] else
-               f"{cost['GPU minutes (estimate)']:.1f} min = {cost['full-run steps (estimate)']:,} "
-               f"steps, {cost['full-run training TFLOP (estimate)']:,.0f} TFLOP")
+               f"{minutes:.1f} min ({cost['full-run steps (estimate)']:,} steps, "
+               f"{cost['full-run training TFLOP (estimate)']:,.0f} TFLOP)")
         lines.append(
             f"| `{name}` | {row['seconds'] / 60:.1f} min | {cost['training runs']} | {per_step} "
             f"| {positions} | {row['peak_rss_mb'] / 1024:.1f} GB | {len(row['soft_failures'])} "
@@ -150,11 +163,15 @@ def markdown(results: dict) -> str:
         "evaluations during training. Soft-failed asserts are the lessons' checks, which a "
         "random-weight model fails by design (listed in the JSON file).",
         "",
-        f"The GPU column is an estimate, not a measurement: training FLOPs ≈ 6 × parameters × "
-        f"padded positions per step × steps, with the full run's steps = the configured steps "
-        f"× (full train split / the 64 kept), at {GPU_NAME}. It leaves out evaluation, feature "
-        "caching and loading, and overstates runs that freeze layers or train adapters "
-        "(their backward pass is cheaper).",
+        f"The GPU column is an estimate, not a measurement: training FLOPs ≈ 6 × parameters "
+        f"× padded positions per step × steps, with the full run's "
+        f"steps = the configured steps × (full train split / the 64 kept); minutes = TFLOP / ({GPU_NAME}) + steps × "
+        f"{GPU_STEP_OVERHEAD * 1000:.0f} ms of fixed cost per step. It leaves out evaluation, "
+        "feature caching and loading, which the smoke run's CPU minutes show can dominate on "
+        "long documents, and it overstates runs that freeze layers (no backward pass there) "
+        "and most of all runs on cached features (07's probes, 09's trials), whose frozen "
+        "layers do not run at all. Replace it "
+        "with a measurement when a GPU is available.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -172,17 +189,27 @@ def write_readme(table: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--model", required=True, type=Path, help="the stand-in's folder")
-    parser.add_argument("--data-dir", required=True, type=Path, help="the real datasets")
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--model", type=Path, help="the stand-in's folder")
+    parser.add_argument("--data-dir", type=Path, help="the real datasets")
     parser.add_argument("--max-steps", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     parser.add_argument("--readme", action="store_true", help="write the table into the README")
+    parser.add_argument("--render", action="store_true",
+                        help="only rewrite the .md (and README) from the existing .json")
     parser.add_argument("--results", type=Path, default=RESULTS,
                         help="where the .json and .md go (without the suffix)")
     args = parser.parse_args()
+    if args.render:
+        table = markdown(json.loads(args.results.with_suffix(".json").read_text()))
+        args.results.with_suffix(".md").write_text("# Full-profile smoke run\n\n" + table)
+        if args.readme:
+            write_readme(table)
+        return 0
+    if not args.notebooks:
+        parser.error("name the notebooks to run (or --render)")
     for folder, what in ((args.model, "--model"), (args.data_dir, "--data-dir")):
-        if not folder.is_dir():
+        if folder is None or not folder.is_dir():
             parser.error(f"{what} {folder} is not a folder")
     os.environ.update(COURSE_PROFILE="full", COURSE_MODEL=str(args.model.resolve()),
                       COURSE_DATA_DIR=str(args.data_dir.resolve()), HF_HUB_OFFLINE="1",
@@ -206,7 +233,7 @@ def main() -> int:
                 row = run_notebook(path, args.timeout)
             except CellExecutionError as err:
                 failed.append(path.name)
-                message = str(err).strip().splitlines()
+                message = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
                 row = {"error": next((line for line in reversed(message) if line.strip()), "?")}
                 print(f"FAILED {path}:\n{str(err)[-3000:]}", file=sys.stderr)
             records = [json.loads(line) for line in costs.read_text().splitlines()] \
@@ -217,7 +244,13 @@ def main() -> int:
                 print(f"  {row['seconds']:.0f} s, {row['cost']['training runs']} training runs, "
                       f"{len(row['soft_failures'])} soft-failed asserts", flush=True)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    earlier = args.results.with_suffix(".json")
+    if earlier.is_file():  # a rerun of some notebooks keeps the others' rows
+        rows = json.loads(earlier.read_text())["notebooks"]
+        rows.update(results["notebooks"])
+        results["notebooks"] = dict(sorted(rows.items()))
+        results["command"] = results["command"].split(" notebooks/")[0] + " notebooks/*.ipynb"
+    earlier.write_text(json.dumps(results, indent=1) + "\n")
     table = markdown(results)
     args.results.with_suffix(".md").write_text("# Full-profile smoke run\n\n" + table)
     if args.readme:

@@ -165,7 +165,7 @@ class Trainer:
                     self._mark_boundary(epoch, b + 1)
                     end_of_epoch = b == len(batches) - 1
                     last_step = self.global_step >= self.total_steps
-                    self._log(epoch + (b + 1) / len(batches), end_of_epoch)
+                    self._log(epoch + (b + 1) / len(batches), end_of_epoch or last_step)
                     for callback in self.callbacks:
                         callback.on_step_end(self, self.global_step)
                     if self._evaluation_due(end_of_epoch, last_step):
@@ -369,8 +369,10 @@ class Trainer:
         self.global_step += 1
         self._bar.update(1)
 
-    def _log(self, epoch: float, end_of_epoch: bool) -> None:
-        if self.global_step % self.config.log_every and not end_of_epoch:
+    def _log(self, epoch: float, always: bool) -> None:
+        """Every ``log_every`` steps, and always at an epoch's end and at the run's last step
+        (a run capped or given ``max_steps`` mid-epoch still logs where it stopped)."""
+        if self.global_step % self.config.log_every and not always:
             return
         mean = float(self._logged_loss) / max(1, self._logged_batches)
         self.history.steps.append({"step": self.global_step, "epoch": epoch,
