@@ -141,7 +141,7 @@ def markdown(results: dict) -> str:
         "|---|---|---|---|---|---|---|---|"]
     for name, row in results["notebooks"].items():
         if "error" in row:
-            lines.append(f"| `{name}` | FAILED: {row['error']} | | | | | | |")
+            lines.append(f"| `{name}` | did not complete: {row['error']} | | | | | | |")
             continue
         cost = row["cost"]
         per_step = "-" if cost["seconds per step"] is None else f"{cost['seconds per step']:.1f}"
