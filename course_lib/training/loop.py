@@ -132,6 +132,7 @@ class Trainer:
         self._logged_batches = 0
         self._positions = 0  # padded positions the trained batches held (what costs compute)
         self._tokens = torch.zeros((), device=self.device)  # real tokens, summed on device
+        self._counting = False  # count positions and tokens (only when COURSE_COSTS is set)
         self._bar = None  # the progress bar and (start time, seconds before) of train()
         self._clock = (0.0, 0.0)
 
@@ -146,6 +147,7 @@ class Trainer:
         start_epoch, start_batch = self.boundary[:2]
         first_step, self._positions = self.global_step, 0
         self._tokens.zero_()
+        self._counting = bool(os.environ.get("COURSE_COSTS"))  # a smoke run's cost table only
         self.model.train()
         with self._session():
             for epoch in range(start_epoch, epochs):
@@ -185,12 +187,13 @@ class Trainer:
 
     def _record_cost(self, steps: int) -> None:
         """What this run cost, for a smoke run's table (``settings.record_cost``)."""
-        if not os.environ.get("COURSE_COSTS") or not self.accelerator.is_main_process:
+        if not self._counting or not self.accelerator.is_main_process:
             return
         import resource
 
-        total, trainable = (sum(p.numel() for p in self.unwrapped_model.parameters()
-                                if keep(p)) for keep in (lambda p: True, lambda p: p.requires_grad))
+        params = list(self.unwrapped_model.parameters())
+        total = sum(p.numel() for p in params)
+        trainable = sum(p.numel() for p in params if p.requires_grad)
         settings.record_cost(
             "training", steps=steps, configured_steps=self.configured_steps,
             train_examples=len(self.train_dataset), train_seconds=self.history.train_seconds,
@@ -338,7 +341,7 @@ class Trainer:
     def _forward_backward(self, batch, window_size: int, sync: bool) -> None:
         """One micro-batch; gradients are synchronised between processes only at the
         window's last (``sync``), and each counts ``1 / window_size`` of the step."""
-        mask = batch.get("attention_mask")
+        mask = batch.get("attention_mask") if self._counting else None
         if mask is not None:
             self._positions += mask.numel()
             self._tokens += mask.sum()
