@@ -19,8 +19,9 @@ What it measures, per notebook, from the Trainer's own records (``settings.recor
 training runs, optimizer steps, seconds per step, padded positions per step (what the
 compute pays for), peak resident memory of the kernel, and from these the estimate of the
 full profile's training time on a GPU, with the arithmetic. Results go to
-``benchmarks/results/full_profile_smoke.{json,md}``; ``--readme`` also writes the table
-into the README (between the ``full-profile-costs`` markers).
+``benchmarks/full_profile_smoke.{json,md}``, beside the notebooks' other records
+(``benchmarks/results`` holds only the tables of ``benchmarks/run_all.py``); ``--readme``
+also writes the table into the README (between the ``full-profile-costs`` markers).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results" / "full_profile_smoke"
+RESULTS = ROOT / "benchmarks" / "full_profile_smoke"
 
 # The GPU rate the estimates assume: sustained bf16 training throughput of one A100-class
 # GPU (312 TFLOP/s peak; about a third of it is what BERT fine-tuning sustains). An
