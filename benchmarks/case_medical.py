@@ -337,8 +337,18 @@ def render(payload: dict) -> list[str]:
                   f"{_f1s(r['per_class_f1'])} | {r['train_seconds']:.0f} | "
                   f"{r['wall_seconds'] or 0:.0f} |" for r in rows]
         if len({_recipe(r) for r in rows}) > 1:
+            n = best["test_examples"]
+            se = (best["accuracy"] * (1 - best["accuracy"]) / n) ** 0.5
+            spread = best["macro_f1"] - min(r["macro_f1"] for r in rows)
+            verdict = ("every candidate is within noise of it: the spread of macro-F1 "
+                       f"({spread:.3f}) is under 2 standard errors of an accuracy on {n} "
+                       f"abstracts ({2 * se:.3f}), so this split cannot rank them"
+                       if spread < 2 * se else
+                       f"the spread of macro-F1 ({spread:.3f}) exceeds 2 standard errors of an "
+                       f"accuracy on {n} abstracts ({2 * se:.3f})")
             lines += ["", f"Best on validation: {_recipe(best)} (macro-F1 "
-                      f"{best['macro_f1']:.3f})."]
+                      f"{best['macro_f1']:.3f}); {verdict}. The cross-validation below keeps "
+                      f"classify's default reading, {DEFAULT_LONG_TEXT}."]
         lines += [""]
     if payload.get("folds"):
         lines += ["Cross-validation (stratified, shuffled, seed 42; each fold's test part read "
