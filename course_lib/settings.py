@@ -13,8 +13,9 @@ Environment variables (all optional):
   than that (:func:`max_steps_cap`). For smoke runs of every notebook on a CPU: the Trainer
   shortens its schedule to the cap (warmup and decay still complete, the final evaluation
   still happens); a notebook's own loop uses :func:`capped`. Every dataset split the
-  course loads keeps at most :data:`SMOKE_EXAMPLES_PER_STEP` × that many examples
-  (:func:`max_examples_cap`), so evaluation is bounded too. Its numbers mean nothing.
+  course loads keeps at most :data:`SMOKE_EXAMPLES_PER_STEP` × that many examples (a QA
+  split :data:`SMOKE_QUESTIONS_PER_STEP` × that many questions: :func:`max_examples_cap`),
+  so evaluation is bounded too. Its numbers mean nothing.
 - ``COURSE_SEED``     a whole number (default 42): the seed of the course's training runs
   (:func:`course_seed`): the default of ``TrainingConfig.seed`` and of the searches'
   seeds, and the ``SEED`` every notebook draws its new weights, dropout and shuffling from
@@ -107,17 +108,23 @@ def course_seed() -> int:
 
 
 SMOKE_EXAMPLES_PER_STEP = 32
+# A question over a real article is read as tens of windows (COVID-QA: about 20 of 384
+# tokens), so a QA split keeps fewer examples for the same bound on evaluation.
+SMOKE_QUESTIONS_PER_STEP = 4
 
 
-def max_examples_cap() -> int | None:
+def max_examples_cap(questions: bool = False) -> int | None:
     """With ``COURSE_MAX_STEPS`` (a smoke run): the most examples a loaded split keeps.
 
     A step cap alone leaves evaluation unbounded: reading a real test split with a
     bert-base-sized model on a CPU takes minutes per pass. The first examples of each split
-    are kept (``SMOKE_EXAMPLES_PER_STEP`` per allowed step), enough for every code path.
+    are kept (``SMOKE_EXAMPLES_PER_STEP`` per allowed step, or ``SMOKE_QUESTIONS_PER_STEP``
+    for ``questions`` of a QA dataset), enough for every code path.
     """
     cap = max_steps_cap()
-    return None if cap is None else SMOKE_EXAMPLES_PER_STEP * cap
+    if cap is None:
+        return None
+    return cap * (SMOKE_QUESTIONS_PER_STEP if questions else SMOKE_EXAMPLES_PER_STEP)
 
 
 def record_cost(kind: str, **fields) -> None:

@@ -94,6 +94,17 @@ def test_the_cap_also_bounds_every_split_the_course_loads(monkeypatch, tmp_path)
     assert len(data.load_dataset("finance", source="bundled", verbose=False)["train"]) == 420
 
 
+def test_a_qa_split_keeps_fewer_questions_than_a_classification_split(monkeypatch):
+    """A QA question over a long article is tens of windows: the smoke cap counts questions."""
+    from course_lib import data
+
+    monkeypatch.setenv("COURSE_MAX_STEPS", "2")
+    capped = data.load_dataset("biomedical_qa", source="bundled", verbose=False)
+    assert {split: len(part) for split, part in capped.items()} == \
+        {"train": 8, "validation": 8, "test": 8}
+    assert settings.max_examples_cap() == 64
+
+
 def test_a_training_run_records_its_cost_for_the_smoke_table(toy_data, monkeypatch, tmp_path):
     costs = tmp_path / "costs.jsonl"
     monkeypatch.setenv("COURSE_COSTS", str(costs))

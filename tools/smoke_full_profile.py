@@ -107,7 +107,7 @@ def summarise(records: list[dict]) -> dict:
     steps = sum(r["steps"] for r in runs)
     seconds = sum(r["train_seconds"] for r in runs)
     positions = sum(r["positions"] for r in runs)
-    # A smoke run trains on the first 64 examples of each split; the full run on all of
+    # A smoke run trains on the first few examples of each split; the full run on all of
     # them. Scale each run's configured steps by its notebook's largest train-split ratio.
     ratio = max((d["full_sizes"]["train"] / max(1, d["kept"]["train"]) for d in datasets),
                 default=1.0)
@@ -156,17 +156,21 @@ def markdown(results: dict) -> str:
             f"| `{name}` | {row['seconds'] / 60:.1f} min | {cost['training runs']} | {per_step} "
             f"| {positions} | {row['peak_rss_mb'] / 1024:.1f} GB | {len(row['soft_failures'])} "
             f"| {gpu} |")
+    from course_lib.settings import SMOKE_QUESTIONS_PER_STEP
+
     lines += [
         "",
         f"Measured with `{results['command']}` on {results['machine']}: every training run "
         f"stopped after {results['max_steps']} optimizer steps and every split kept its first "
-        f"{results['examples_per_split']} examples. Seconds per step include the Trainer's "
+        f"{results['examples_per_split']} examples (a QA split its first "
+        f"{SMOKE_QUESTIONS_PER_STEP * results['max_steps']} questions: each is tens of "
+        "windows of a long article). Seconds per step include the Trainer's "
         "evaluations during training. Soft-failed asserts are the lessons' checks, which a "
         "random-weight model fails by design (listed in the JSON file).",
         "",
         f"The GPU column is an estimate, not a measurement: training FLOPs ≈ 6 × parameters "
         f"× padded positions per step × steps, with the full run's "
-        f"steps = the configured steps × (full train split / the 64 kept); minutes = TFLOP / ({GPU_NAME}) + steps × "
+        f"steps = the configured steps × (full train split / the part kept); minutes = TFLOP / ({GPU_NAME}) + steps × "
         f"{GPU_STEP_OVERHEAD * 1000:.0f} ms of fixed cost per step. It leaves out evaluation, "
         "feature caching and loading, which the smoke run's CPU minutes show can dominate on "
         "long documents, and it overstates runs that freeze layers (no backward pass there) "

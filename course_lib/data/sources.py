@@ -85,7 +85,7 @@ def load_dataset(name: str, *, source: str = "auto", data_dir: str | Path | None
                            validation_size=validation_size, seed=seed,
                            fixed_test_ids=test_ids, source=report.source)
     dsd = to_dataset_dict(splits, _features(name))
-    cap = settings.max_examples_cap()  # COURSE_MAX_STEPS: a smoke run keeps a few per split
+    cap = settings.max_examples_cap(questions=is_qa)  # COURSE_MAX_STEPS: a smoke run's few
     if cap is not None and any(len(part) > cap for part in dsd.values()):
         full_sizes = {split: len(part) for split, part in dsd.items()}
         dsd = type(dsd)({split: part.select(range(min(cap, len(part))))
@@ -93,7 +93,8 @@ def load_dataset(name: str, *, source: str = "auto", data_dir: str | Path | None
         settings.record_cost("dataset", dataset=name, full_sizes=full_sizes,
                              kept={split: len(part) for split, part in dsd.items()})
         if verbose:
-            print(f"COURSE_MAX_STEPS: {name} keeps the first {cap} examples of each split")
+            unit = "questions" if is_qa else "examples"
+            print(f"COURSE_MAX_STEPS: {name} keeps the first {cap} {unit} of each split")
     dsd.source = f"{kind}: {report.source}"
     dsd.report = report
     if verbose:
