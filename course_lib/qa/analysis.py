@@ -83,9 +83,11 @@ def overlap_baseline(examples) -> dict[str, str]:
     return out
 
 
-def ask_widget(model, tokenizer, passages: dict[str, str], max_length: int = 384):
+def ask_widget(model, tokenizer, passages: dict[str, str], max_length: int = 384,
+               **answer_options):
     """"Ask a question about this passage": pick a passage, type a question, see the answer
-    highlighted in the text (ipywidgets)."""
+    highlighted in the text (ipywidgets). ``answer_options`` go to :func:`.reader.answer`
+    (e.g. ``max_answer_length``)."""
     import html
 
     import ipywidgets as widgets
@@ -104,7 +106,8 @@ def ask_widget(model, tokenizer, passages: dict[str, str], max_length: int = 384
         text = html.escape(context)
         note = ""
         if question.value.strip():
-            result = answer(model, tokenizer, question.value, context, max_length=max_length)
+            result = answer(model, tokenizer, question.value, context, max_length=max_length,
+                            **answer_options)
             if result["text"]:
                 s, e = result["start"], result["start"] + len(result["text"])
                 text = (html.escape(context[:s]) + "<mark><b>" + html.escape(context[s:e]) +
