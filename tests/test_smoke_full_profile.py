@@ -50,3 +50,12 @@ def test_the_table_shows_the_estimate_with_its_arithmetic():
     assert cost["full-run training TFLOP (estimate)"] == round(flops / 1e12, 1)
     assert cost["GPU minutes (estimate)"] == round(
         (flops / smoke.GPU_FLOPS + 300 * smoke.GPU_STEP_OVERHEAD) / 60, 1)
+
+
+def test_the_instructor_guide_agrees_with_the_measured_records():
+    """Its 2-core times and full-profile estimates are the README's: rendered, never typed."""
+    guide = load_tool("guide_table")
+    text = guide.GUIDE.read_text()
+    assert guide.render_guide(text) == text, "run python tools/smoke_full_profile.py --render " \
+                                             "--readme (it rewrites the guide's table)"
+    assert text.count("min of training (estimate)") >= 10

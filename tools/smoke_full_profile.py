@@ -190,6 +190,9 @@ def write_readme(table: str) -> None:
     head, rest = text.split(start, 1)
     _, tail = rest.split(end, 1)
     readme.write_text(head + start + "\n" + table + end + tail)
+    from guide_table import update_guide
+
+    update_guide()  # the instructor guide's full-profile column reads the same records
 
 
 def main() -> int:
