@@ -12,7 +12,6 @@ It lives apart from :mod:`course_lib.settings` because it reports the backbone, 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass, replace
 
@@ -91,13 +90,8 @@ def headline(name: str, value: float) -> None:
     give the README's expected results as a mean and spread over seeds, measured rather
     than copied by hand.
     """
-    value = float(value)
-    target = os.environ.get("COURSE_HEADLINES", "").strip()
-    if target:
-        record = {"notebook": os.environ.get("COURSE_NOTEBOOK", ""),
-                  "seed": settings.course_seed(), "name": name, "value": value}
-        with open(target, "a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+    settings.append_record("COURSE_HEADLINES", {"seed": settings.course_seed(), "name": name,
+                                                "value": float(value)})
 
 
 def seed_spread(benchmark: str, recipe: str, split: str = "test",

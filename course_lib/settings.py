@@ -127,20 +127,23 @@ def max_examples_cap(questions: bool = False) -> int | None:
     return cap * (SMOKE_QUESTIONS_PER_STEP if questions else SMOKE_EXAMPLES_PER_STEP)
 
 
-def record_cost(kind: str, **fields) -> None:
-    """Append one JSON line to ``COURSE_COSTS`` if set (the smoke run's cost table).
-
-    ``tools/execute_notebooks.py --smoke`` sets it, with ``COURSE_NOTEBOOK``; without
-    them this does nothing.
-    """
-    target = os.environ.get("COURSE_COSTS", "").strip()
+def append_record(variable: str, record: dict) -> None:
+    """Append ``record`` (with ``COURSE_NOTEBOOK``) as one JSON line to the file named by the
+    environment ``variable``; nothing when it is unset. The course's tools set these
+    variables for the notebooks they run and read the lines back afterwards."""
+    target = os.environ.get(variable, "").strip()
     if not target:
         return
     import json
 
-    record = {"kind": kind, "notebook": os.environ.get("COURSE_NOTEBOOK", ""), **fields}
     with open(target, "a", encoding="utf-8") as out:
-        out.write(json.dumps(record) + "\n")
+        out.write(json.dumps({"notebook": os.environ.get("COURSE_NOTEBOOK", ""), **record}) + "\n")
+
+
+def record_cost(kind: str, **fields) -> None:
+    """One record of the smoke run's cost table, in ``COURSE_COSTS`` (set, with
+    ``COURSE_NOTEBOOK``, by ``tools/smoke_full_profile.py``); without it this does nothing."""
+    append_record("COURSE_COSTS", {"kind": kind, **fields})
 
 
 def capped_steps(steps: int) -> int:
