@@ -69,16 +69,22 @@ def cell_seconds(nb) -> list[tuple[float, int]]:
     return sorted(out, reverse=True)
 
 
-def collect_headlines(lines_file: Path) -> None:
-    """Merge the headline records of this run into ``RESULTS`` (notebook -> name -> seed)."""
+def collect_headlines(lines_file: Path, completed: set[str], results: Path = RESULTS) -> None:
+    """Merge the headline records of this run into ``results`` (notebook -> name -> seed).
+
+    Only notebooks in ``completed`` count: a notebook that failed after recording its
+    headline did not show its lesson, and its number is not an expected result.
+    """
     if not lines_file.is_file():
         return
-    data = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    data = json.loads(results.read_text()) if results.is_file() else {}
     for line in lines_file.read_text().splitlines():
         record = json.loads(line)
+        if record["notebook"] not in completed:
+            continue
         by_seed = data.setdefault(record["notebook"], {}).setdefault(record["name"], {})
         by_seed[str(record["seed"])] = round(record["value"], 4)
-    RESULTS.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
+    results.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n")
 
 
 def expected_result(notebook: str) -> str:
@@ -151,7 +157,8 @@ def main() -> int:
             times[path.name] = seconds
             print(f"  {path.name}: {seconds:.1f} s", flush=True)
         if os.environ.get("COURSE_PROFILE") == "quick" and not os.environ.get("COURSE_MAX_STEPS"):
-            collect_headlines(headlines)  # only complete quick-profile runs are expected results
+            # only complete quick-profile runs of notebooks that passed are expected results
+            collect_headlines(headlines, completed=set(times))
     if args.budget and times:
         write_budget(times)
     elif RESULTS.is_file():
