@@ -269,10 +269,15 @@ def test_compare_retrieval_reports_both_ways_of_reading(tokenizer, tiny_qa_model
     model = AutoModelForQuestionAnswering.from_pretrained(tiny_qa_model)
     features = _long_features(tokenizer, labels=False)
     encoder = BagOfWords(tokenizer.vocab_size)
-    result = retrieval.compare_retrieval(model, features, encoder, tokenizer, top_k=3)
-    every, top = result["every_window"], result["top_3"]
+    result = retrieval.compare_retrieval(model, features, encoder, tokenizer, top_k=3,
+                                         answer_windows_row=True)
+    every, top, gold = result["every_window"], result["top_3"], result["answer_windows"]
     assert every["windows"] == len(features) and top["windows"] == 3 * len(QUESTIONS)
-    for row in (every, top):
+    holding = retrieval.answer_windows(features)
+    assert gold["windows"] == sum(map(len, holding.values())) < len(features)
+    assert "answer_windows" not in retrieval.compare_retrieval(model, features, encoder,
+                                                               tokenizer, top_k=3)
+    for row in (every, top, gold):
         assert 0 <= row["f1"] <= 100 and 0 <= row["exact_match"] <= 100 and row["seconds"] > 0
     assert 0 <= top["recall"] <= 1 and 0 < top["retrieval_seconds"] <= top["seconds"]
 

@@ -19,7 +19,9 @@ different model from the reader (the reader's encoder drifts away from semantic
 search as it learns QA).
 
 :func:`compare_retrieval` measures what this buys and costs: F1, exact match
-and seconds of reading every window against retrieving and reading ``k``.
+and seconds of reading every window against retrieving and reading ``k``, and, when
+asked, the reader on only the windows that hold the answer (a perfect retriever):
+the ceiling that better retrieval could reach with this reader.
 """
 
 from __future__ import annotations
@@ -220,11 +222,16 @@ def recall_at(ranking: Ranking, features: QAFeatures, ks=(1, 2, 4, 8)) -> dict[i
 
 
 def compare_retrieval(model, features: QAFeatures, encoder, tokenizer, *,
-                      top_k: int = TOP_K, batch_size: int = 64, **postprocess_options) -> dict:
+                      top_k: int = TOP_K, batch_size: int = 64, answer_windows_row: bool = False,
+                      **postprocess_options) -> dict:
     """F1, exact match and seconds: the reader on every window vs on the retrieved top ``k``.
 
     ``model`` is the trained reader, ``encoder``/``tokenizer`` the retriever. The
     retrieved run's seconds include ranking (encoding the articles and questions).
+    ``answer_windows_row`` adds ``"answer_windows"``: the reader on only the windows
+    that hold each question's answer (it reads the gold answers, so it is a diagnosis,
+    never a score to report as the system's): if that row is not far above the
+    retrieved one, the reader, not the retriever, is what limits F1.
     """
     from ..metrics import squad_scores
     from .postprocess import gold_answers, postprocess, texts
@@ -243,7 +250,12 @@ def compare_retrieval(model, features: QAFeatures, encoder, tokenizer, *,
     kept = features.select(ranking.top(top_k))
     retrieved, read_seconds = read(kept)
     recall = recall_at(ranking, features, ks=(top_k,))[top_k]
-    return {"every_window": {**every, "windows": len(features), "seconds": every_seconds},
-            f"top_{top_k}": {**retrieved, "windows": len(kept), "recall": recall,
-                             "seconds": ranking.seconds + read_seconds,
-                             "retrieval_seconds": ranking.seconds}}
+    out = {"every_window": {**every, "windows": len(features), "seconds": every_seconds},
+           f"top_{top_k}": {**retrieved, "windows": len(kept), "recall": recall,
+                            "seconds": ranking.seconds + read_seconds,
+                            "retrieval_seconds": ranking.seconds}}
+    if answer_windows_row:
+        holding = sorted(w for windows in answer_windows(features).values() for w in windows)
+        scores, seconds = read(features.select(holding))
+        out["answer_windows"] = {**scores, "windows": len(holding), "seconds": seconds}
+    return out
