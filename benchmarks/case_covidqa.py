@@ -36,6 +36,7 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import time
@@ -84,6 +85,12 @@ def article_folds(articles: list[dict], folds: int, seed: int, test_share: float
         assert not {article_id(a) for a in train} & {article_id(a) for a in held}
         out.append((train, held))
     return out
+
+
+def options_slug(extra: list[str]) -> str:
+    """A folder suffix for the options passed to ``qa``: a run with other settings never
+    reuses the defaults' finished run."""
+    return "".join("-" + re.sub(r"[^A-Za-z0-9.]+", "", part) for part in extra)
 
 
 def write_squad(path: Path, articles: list[dict]) -> Path:
@@ -209,7 +216,7 @@ def main() -> int:
                 f"fold {k + 1}/{len(splits)}" if len(splits) > 1 else "80/20 split")
         print(f"{name}: train {len(train)} articles ({count_questions(train)} questions), test "
               f"{len(test)} articles ({count_questions(test)} questions)", flush=True)
-        folder = args.work_dir / f"{size}-seed{args.seed}-{len(splits)}fold-{k}"
+        folder = args.work_dir / f"{size}-seed{args.seed}-{len(splits)}fold-{k}{options_slug(extra)}"
         train_file = write_squad(folder / "train.json", train)
         test_file = write_squad(folder / "test.json", test)
         extra_run = [*extra, "--seed", str(args.seed)] if "--seed" not in extra else extra
@@ -304,7 +311,8 @@ def write_results(rows: list[dict]) -> None:
             f"With `{r['options']}` ({r['split']}, seed {r['seed']}): F1 {r['f1']:.1f}"
             + ("." if not default else
                f" against the defaults' {default[0]['f1']:.1f} on the same validation articles "
-               "(the test articles unread): one run each, a fair basis for choosing the setting."
+               "(the test articles unread): a fair comparison, but one run of each; "
+               "choose only once repeated runs (--seed) show the gap is larger than their spread."
                if r["split"] == VALIDATION else
                f" against the defaults' {default[0]['f1']:.1f} on the same test articles: one "
                "run each, a probe of the setting, not a choice (choosing on these articles "
