@@ -547,3 +547,15 @@ def test_text_quality_flags_templates_and_near_duplicates():
                  for q in ("first", "second")]
     assert data.repeated_ngram_share(templated) > 0.5
     assert data.repeated_ngram_share(written[:3]) == 0.0
+
+
+def test_shown_path_hides_this_machines_folders():
+    """Reports and stored results name the repository's and the shared datasets' files the
+    same way on every clone (a benchmark once stored /work/shared/... in the README)."""
+    from course_lib import settings
+    from course_lib.data.records import shown_path
+
+    shared = settings.REPO_DIR.parent / "shared" / "datasets" / "fpb.txt"
+    bundled = settings.REPO_DIR / "data" / "finance" / "finance_sample.csv"
+    assert shown_path(f"{shared}: read 10") == "../shared/datasets/fpb.txt: read 10"
+    assert shown_path(str(bundled)) == "data/finance/finance_sample.csv"

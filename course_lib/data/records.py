@@ -58,7 +58,8 @@ class ParseReport:
 
 
 def shown_path(text: str, data_dir=None) -> str:
-    """``text`` with this machine's folders shortened (``data/...``, ``$COURSE_DATA_DIR/...``),
+    """``text`` with this machine's folders shortened (``data/...``, ``$COURSE_DATA_DIR/...``,
+    ``../shared/...``),
     so that printed reports, stored notebook outputs and logs read the same on every clone."""
     from pathlib import Path
 
@@ -68,7 +69,8 @@ def shown_path(text: str, data_dir=None) -> str:
     if root:
         for form in (Path(root).expanduser().resolve(), Path(root).expanduser()):
             text = text.replace(str(form) + "/", "$COURSE_DATA_DIR/")
-    return text.replace(str(settings.REPO_DIR) + "/", "")
+    shared = settings.REPO_DIR.parent / "shared"  # the real datasets beside the project
+    return text.replace(str(shared) + "/", "../shared/").replace(str(settings.REPO_DIR) + "/", "")
 
 
 @lru_cache(maxsize=4096)  # QA records repeat one long passage per question

@@ -35,13 +35,18 @@ def task_type_of(model: nn.Module):
                       f"answering or token classification), not {type(model).__name__}")
 
 
-def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1,
+def add_lora(model: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.0,
              target_modules: str | list[str] = LORA_TARGETS, *, train_pooler: bool = True,
              seed: int | None = None):
     """Wrap ``model`` with ``peft`` LoRA; returns the peft model.
 
     The default targets every linear map inside the encoder (attention and
-    feed-forward). The task's head trains fully and is saved with the LoRA weights
+    feed-forward). ``dropout`` is peft's own default, 0: peft draws a separate dropout
+    mask for the input of every wrapped layer (36 in the quick backbone), and on a CPU
+    drawing those masks took longer than the rest of the LoRA step (0.55 s against 0.30 s
+    per step of 16 x 40 tokens on 2 cores), while 0.1 bought no accuracy over three seeds
+    (``benchmarks/results/quick_recipe_finance.md``: recipes ``lora`` and ``lora-dropout-0.1``;
+    docs/DEVELOPING.md records the decision). The task's head trains fully and is saved with the LoRA weights
     (peft's task type puts it in ``modules_to_save``); ``train_pooler`` adds BERT's
     pooler to it when the model has one. ``seed``: the random ``A`` matrices are
     drawn from it without touching the global random streams (``None``: from the

@@ -97,7 +97,7 @@ def apply_strategy(model: nn.Module, name: str, *, seed: int | None = None,
       ``unfreeze_every`` (None/"epoch"/steps), ``unfreeze_by`` (0.5),
       ``include_embeddings`` (True). The peak rate is ``TrainingConfig.learning_rate``.
     - ``adapters``: ``reduction`` (16), ``train_layernorm`` (True), ``train_pooler`` (True)
-    - ``lora``: ``r`` (8), ``alpha`` (16), ``dropout`` (0.1), ``target_modules``,
+    - ``lora``: ``r`` (8), ``alpha`` (16), ``dropout`` (0), ``target_modules``,
       ``train_pooler`` (True)
 
     ``seed``: new weights (adapters, LoRA) are drawn from it without touching the
