@@ -95,6 +95,21 @@ def test_bad_numbers_and_missing_arguments(tmp_path, capsys):
     assert "--save-every 0: must be at least 1 step" in _one_error_line(capsys)
 
 
+def test_the_command_line_leaves_the_process_group(tmp_path, capsys):
+    """Under torchrun, gloo's threads left to Python's shutdown aborted a finished run once."""
+    import torch.distributed as dist
+
+    good = write_csv(tmp_path / "good.csv", ROWS)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0,
+                            world_size=1)
+    try:
+        assert cli.main(classify_args(good, good, tmp_path / "o", "--lr", "-1")) == 2
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def test_argparse_errors_are_one_line(tmp_path, capsys):
     """Regression (issue 14 item 14): argparse printed its usage block, then the error."""
     good = write_csv(tmp_path / "good.csv", ROWS)

@@ -223,6 +223,7 @@ result["seed"] = torch.initial_seed()  # set by train(): the config seed + the p
 rank = trainer.accelerator.process_index
 with open(os.path.join(sys.argv[1], f"rank{rank}.json"), "w") as f:
     json.dump(result, f)
+trainer.accelerator.end_training()  # leave the process group before Python shuts down
 '''
 
 

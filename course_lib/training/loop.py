@@ -17,6 +17,9 @@ accumulation window, an optimizer step; then maybe an evaluation, maybe a checkp
 - resume checkpoints (:mod:`.checkpoint`); Ctrl-C finishes the optimizer step under way
   (a second Ctrl-C stops at once), saves a checkpoint and says how to resume;
 - ``COURSE_MAX_STEPS`` caps the run's steps; the schedule is laid over the capped run.
+
+Under a launcher, end the script with ``trainer.accelerator.end_training()`` (accelerate's
+convention): it leaves the process group before Python shuts down, which gloo needs.
 """
 
 from __future__ import annotations
